@@ -1,0 +1,44 @@
+// Logging: SKIFF_LOG(level) << ... formats only when the level is enabled (spdlog underneath).
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+#include <string_view>
+
+namespace skiff::base {
+
+enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kOff };
+
+// Parses "trace|debug|info|warn|error|off"; returns false on anything else.
+bool parse_log_level(std::string_view text, LogLevel* out);
+void set_log_level(LogLevel level);
+bool log_enabled(LogLevel level);
+
+// One log line; the message is built with operator<< and emitted in the destructor.
+class LogLine {
+ public:
+  explicit LogLine(LogLevel level) : level_(level) {}
+  ~LogLine();
+  LogLine(const LogLine&) = delete;
+  LogLine& operator=(const LogLine&) = delete;
+
+  template <typename T>
+  LogLine& operator<<(const T& value) {
+    stream_ << value;
+    return *this;
+  }
+
+ private:
+  LogLevel level_;
+  std::ostringstream stream_;
+};
+
+}  // namespace skiff::base
+
+// Usage: SKIFF_LOG(kDebug) << "stream " << id << " closed";
+#define SKIFF_LOG(level)                                            \
+  if (!::skiff::base::log_enabled(::skiff::base::LogLevel::level)) \
+    ;                                                               \
+  else                                                              \
+    ::skiff::base::LogLine(::skiff::base::LogLevel::level)
