@@ -1,0 +1,93 @@
+// The typed, validated configuration: plain structs that config::load produces from YAML.
+// Nothing below server/ sees this type; server/ translates it into module parameters.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace skiff::config {
+
+using Millis = std::chrono::milliseconds;
+
+// Where a value came from, for messages that point at the YAML (1-based line and column).
+struct Position {
+  int line = 0;
+  int col = 0;
+};
+
+// A "host:port" or "[v6]:port" string, split. The host is not resolved here.
+struct Address {
+  std::string host;
+  uint16_t port = 0;
+  Position pos;
+};
+
+// HTTP/2 limits applied to downstream (server) and upstream (client) sessions.
+struct Http2 {
+  uint32_t max_concurrent_streams = 100;          // per downstream connection
+  uint32_t initial_stream_window_bytes = 256 * 1024;
+  uint32_t initial_connection_window_bytes = 1024 * 1024;
+  uint32_t max_header_list_bytes = 60 * 1024;     // decoded, per request
+  uint32_t max_header_count = 100;
+  uint32_t max_frame_bytes = 16 * 1024;
+};
+
+struct RouteMatch {
+  std::string service;    // "pkg.Service"; empty = any service
+  std::string method;     // "Method"; empty = any method (requires service)
+  std::string authority;  // exact :authority; empty = any
+};
+
+struct Route {
+  RouteMatch match;
+  std::string cluster;
+  std::optional<Millis> timeout;  // cap on the call's deadline; none = no cap
+  Position pos;
+};
+
+struct Listener {
+  std::string name;
+  Address address;
+  std::vector<Route> routes;
+  Position pos;
+};
+
+enum class LoadBalancing { kRoundRobin };
+
+struct Cluster {
+  std::string name;
+  std::vector<Address> endpoints;  // at least one
+  LoadBalancing load_balancing = LoadBalancing::kRoundRobin;
+  Millis connect_timeout{1000};
+  uint32_t max_connections_per_endpoint = 4;  // pool size per worker per endpoint
+  Position pos;
+};
+
+struct Config {
+  std::string source;               // file path (or "<string>")
+  uint32_t workers = 0;             // 0 = auto (one per core)
+  Millis drain_timeout{5000};
+  Http2 http2;
+  std::vector<Listener> listeners;  // at least one
+  std::vector<Cluster> clusters;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;
+  int col = 0;
+  std::string message;
+  // "file:line:col: message"
+  std::string to_string() const;
+};
+
+// Reads and validates |path|. Never throws.
+std::expected<Config, ConfigError> load_file(const std::string& path);
+// Same, from text; |name| is used as the file name in errors.
+std::expected<Config, ConfigError> load_string(const std::string& text, const std::string& name);
+
+}  // namespace skiff::config
