@@ -1,0 +1,537 @@
+// Loads the YAML config into a validated config::Config; every error carries file:line:col.
+#include "config/config.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <string_view>
+#include <utility>
+
+namespace skiff::config {
+namespace {
+
+constexpr int64_t kMaxInt31 = std::numeric_limits<int32_t>::max();
+constexpr int64_t kMiB = 1024 * 1024;
+// Larger durations would overflow a nanosecond steady_clock time point once added to "now".
+constexpr int64_t kMaxDurationHours = 876000;  // 100 years
+constexpr Millis kMaxDuration = std::chrono::hours(kMaxDurationHours);
+
+// Validation stops at the first error. Inside this file that error travels as an exception
+// (yaml-cpp throws anyway), so the readers below go straight through the document; load_string
+// is the only catch site and turns it into a ConfigError, so nothing escapes config/.
+struct Failure {
+  Position pos;
+  std::string message;
+};
+
+Position position_of(const YAML::Mark& mark) {
+  if (mark.is_null()) return {};
+  return {mark.line + 1, mark.column + 1};
+}
+
+// A node to read, the path that names it in messages ("listeners[0].address") and the position
+// to blame for it.
+struct Value {
+  YAML::Node node;
+  std::string path;
+  Position pos;
+};
+
+[[noreturn]] void fail(Position pos, std::string_view path, std::string_view message) {
+  throw Failure{pos, path.empty() ? std::string(message) : fmt::format("{}: {}", path, message)};
+}
+
+[[noreturn]] void fail(const Value& value, std::string_view message) {
+  fail(value.pos, value.path, message);
+}
+
+std::string join_path(std::string_view parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : fmt::format("{}.{}", parent, key);
+}
+
+// yaml-cpp tags a quoted scalar "!" and a plain one "?": "8" is a string, 8 is a number.
+bool is_quoted(const YAML::Node& node) { return node.Tag() == "!"; }
+
+// What the user wrote, for "expected X, got Y" messages.
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar: {
+      constexpr size_t kMaxShown = 40;
+      std::string text = node.Scalar();
+      if (text.size() > kMaxShown) text = text.substr(0, kMaxShown - 3) + "...";
+      return is_quoted(node) ? fmt::format("the quoted string \"{}\"", text)
+                             : fmt::format("'{}'", text);
+    }
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "an empty value";
+}
+
+// Levenshtein distance, for "did you mean" hints on misspelled keys.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The fields of one YAML map, checked on construction: it must be a map, every key must be one of
+// |allowed|, and no key may appear twice.
+class MapReader {
+ public:
+  MapReader(const Value& map, std::initializer_list<std::string_view> allowed) : map_(map) {
+    if (!map.node.IsMap()) fail(map, fmt::format("expected a map, got {}", describe(map.node)));
+    for (auto it = map.node.begin(); it != map.node.end(); ++it) {
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
+      const Position key_pos = position_of(key.Mark());
+      if (!key.IsScalar()) {
+        fail(key_pos, map.path, fmt::format("expected a string as the key, got {}", describe(key)));
+      }
+      const std::string& name = key.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        fail(key_pos, map.path, unknown_key_message(name, allowed));
+      }
+      if (find(name)) fail(key_pos, map.path, fmt::format("duplicate key '{}'", name));
+      // An empty value ("key:") is blamed on its key: yaml-cpp marks it at the next token.
+      const Position value_pos = value.IsNull() ? key_pos : position_of(value.Mark());
+      fields_.emplace_back(name, Value{value, join_path(map.path, name), value_pos});
+    }
+  }
+
+  std::optional<Value> find(std::string_view key) const {
+    for (const auto& [name, value] : fields_) {
+      if (name == key) return value;
+    }
+    return std::nullopt;
+  }
+
+  // A missing required key is blamed on the map that lacks it.
+  Value require(std::string_view key) const {
+    if (auto value = find(key)) return *value;
+    fail(map_, fmt::format("missing required key '{}'", key));
+  }
+
+ private:
+  static std::string unknown_key_message(std::string_view name,
+                                         std::initializer_list<std::string_view> allowed) {
+    std::string message = fmt::format("unknown key '{}'", name);
+    std::string_view closest;
+    size_t best = std::max<size_t>(1, name.size() / 3) + 1;
+    for (std::string_view candidate : allowed) {
+      size_t distance = edit_distance(name, candidate);
+      if (distance < best) {
+        best = distance;
+        closest = candidate;
+      }
+    }
+    if (!closest.empty()) message += fmt::format(" (did you mean '{}'?)", closest);
+    return message + fmt::format("; allowed keys: {}", fmt::join(allowed, ", "));
+  }
+
+  Value map_;
+  std::vector<std::pair<std::string, Value>> fields_;
+};
+
+// The elements of a YAML list, each named "path[i]".
+std::vector<Value> read_list(const Value& list) {
+  if (!list.node.IsSequence()) {
+    fail(list, fmt::format("expected a list, got {}", describe(list.node)));
+  }
+  std::vector<Value> items;
+  size_t index = 0;
+  for (auto it = list.node.begin(); it != list.node.end(); ++it, ++index) {
+    const YAML::Node item = *it;
+    const Position pos = item.IsNull() ? list.pos : position_of(item.Mark());
+    items.push_back(Value{item, fmt::format("{}[{}]", list.path, index), pos});
+  }
+  return items;
+}
+
+std::string read_string(const Value& value) {
+  if (!value.node.IsScalar()) {
+    fail(value, fmt::format("expected a string, got {}", describe(value.node)));
+  }
+  return value.node.Scalar();
+}
+
+// A plain decimal integer in [lo, hi]; |expected| names what is accepted, for type errors.
+int64_t read_integer(const Value& value, int64_t lo, int64_t hi,
+                     std::string_view expected = "an integer") {
+  const std::string type_error = fmt::format("expected {}, got {}", expected, describe(value.node));
+  if (!value.node.IsScalar() || is_quoted(value.node)) fail(value, type_error);
+  const std::string& text = value.node.Scalar();
+  const char* first = text.data();
+  const char* last = text.data() + text.size();
+  if (first != last && *first == '-') ++first;
+  if (first == last || !std::all_of(first, last, [](char c) { return c >= '0' && c <= '9'; })) {
+    fail(value, type_error);
+  }
+  int64_t number = 0;
+  auto [end, error] = std::from_chars(text.data(), last, number);
+  if (error != std::errc() || end != last || number < lo || number > hi) {
+    fail(value, fmt::format("{} is out of range {}..{}", text, lo, hi));
+  }
+  return number;
+}
+
+// "250ms", "5s", "2m", "1h": a non-negative integer and a unit, nothing else.
+Millis read_duration(const Value& value) {
+  if (!value.node.IsScalar()) {
+    fail(value,
+         fmt::format("expected a duration such as 250ms or 5s, got {}", describe(value.node)));
+  }
+  const std::string& text = value.node.Scalar();
+  const auto invalid = [&](std::string_view why) {
+    fail(value, fmt::format("invalid duration '{}': {}", text, why));
+  };
+  const auto digits_end =
+      std::find_if(text.begin(), text.end(), [](char c) { return c < '0' || c > '9'; });
+  const std::string_view digits(text.begin(), digits_end);
+  const std::string_view unit(digits_end, text.end());
+  if (!text.empty() && text.front() == '-') invalid("must not be negative");
+  if (digits.empty()) invalid("expected an integer followed by ms, s, m or h (e.g. 250ms, 5s)");
+  if (unit.starts_with('.')) invalid("fractions are not allowed; use a smaller unit (e.g. 1500ms)");
+  int64_t millis_per_unit = 0;
+  if (unit == "ms") {
+    millis_per_unit = 1;
+  } else if (unit == "s") {
+    millis_per_unit = 1000;
+  } else if (unit == "m") {
+    millis_per_unit = 60 * 1000;
+  } else if (unit == "h") {
+    millis_per_unit = 60 * 60 * 1000;
+  } else if (unit.empty()) {
+    invalid("missing unit (ms, s, m or h)");
+  } else {
+    invalid(fmt::format("unknown unit '{}' (use ms, s, m or h)", unit));
+  }
+  const std::string too_large = fmt::format("too large (at most {}h)", kMaxDurationHours);
+  int64_t count = 0;
+  auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), count);
+  if (error != std::errc() || count > kMaxDuration.count() / millis_per_unit) invalid(too_large);
+  return Millis(count * millis_per_unit);
+}
+
+// "host:port" or "[v6]:port"; the host is kept without brackets and is not resolved.
+Address read_address(const Value& value, int64_t min_port) {
+  const std::string text = read_string(value);
+  const auto invalid = [&](std::string_view why) {
+    fail(value, fmt::format("invalid address '{}': {}", text, why));
+  };
+  std::string_view rest(text);
+  Address address;
+  address.pos = value.pos;
+  if (rest.starts_with('[')) {
+    const size_t close = rest.find(']');
+    if (close == std::string_view::npos) invalid("missing ']' after the IPv6 host");
+    address.host = rest.substr(1, close - 1);
+    rest.remove_prefix(close + 1);
+    if (!rest.starts_with(':')) invalid("expected ':port' after ']'");
+    rest.remove_prefix(1);
+  } else {
+    const size_t colon = rest.rfind(':');
+    if (colon == std::string_view::npos) invalid("missing port (expected host:port)");
+    address.host = rest.substr(0, colon);
+    if (address.host.find(':') != std::string::npos) {
+      invalid("an IPv6 host must be in brackets, e.g. [::1]:8080");
+    }
+    rest.remove_prefix(colon + 1);
+  }
+  if (address.host.empty()) invalid("empty host");
+  if (std::any_of(address.host.begin(), address.host.end(),
+                  [](char c) { return c == ' ' || c == '\t' || c == '/'; })) {
+    invalid("the host must not contain spaces or '/'");
+  }
+  if (rest.empty()) invalid("missing port (expected host:port)");
+  if (!std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    invalid(fmt::format("port '{}' is not a number", rest));
+  }
+  int64_t port = -1;
+  auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), port);
+  if (error != std::errc() || port < min_port || port > 65535) {
+    invalid(fmt::format("port {} is out of range {}..65535", rest, min_port));
+  }
+  address.port = static_cast<uint16_t>(port);
+  return address;
+}
+
+// Listener and cluster names appear in metrics labels and admin URLs, so keep them plain.
+std::string read_name(const Value& value) {
+  std::string name = read_string(value);
+  const bool plain = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+  if (!plain) {
+    fail(value, fmt::format("invalid name '{}': use only letters, digits, '_', '.' and '-'", name));
+  }
+  return name;
+}
+
+// A service or method name from a route's match: non-empty and without '/', which separates the
+// two in ":path".
+std::string read_path_part(const Value& value) {
+  std::string part = read_string(value);
+  if (part.empty()) fail(value, "must not be empty (leave the key out to match any)");
+  if (part.find('/') != std::string::npos) {
+    fail(value, fmt::format("'{}' must not contain '/'", part));
+  }
+  return part;
+}
+
+std::string read_authority(const Value& value) {
+  std::string authority = read_string(value);
+  if (authority.empty()) fail(value, "must not be empty (leave the key out to match any)");
+  if (std::any_of(authority.begin(), authority.end(),
+                  [](char c) { return c == ' ' || c == '\t' || c == '/'; })) {
+    fail(value, fmt::format("invalid authority '{}': must not contain spaces or '/'", authority));
+  }
+  return authority;
+}
+
+// A route's cluster reference, checked once every cluster has been read.
+struct ClusterRef {
+  std::string name;
+  Value where;
+};
+
+Http2 read_http2(const Value& value) {
+  const MapReader map(value, {"max_concurrent_streams", "initial_stream_window_bytes",
+                              "initial_connection_window_bytes", "max_header_list_bytes",
+                              "max_header_count", "max_frame_bytes"});
+  Http2 http2;
+  const auto read = [&](std::string_view key, uint32_t& field, int64_t lo, int64_t hi) {
+    if (auto found = map.find(key)) field = static_cast<uint32_t>(read_integer(*found, lo, hi));
+  };
+  read("max_concurrent_streams", http2.max_concurrent_streams, 1, kMaxInt31);
+  read("initial_stream_window_bytes", http2.initial_stream_window_bytes, 65535, kMaxInt31);
+  read("initial_connection_window_bytes", http2.initial_connection_window_bytes, 65535, kMaxInt31);
+  read("max_header_list_bytes", http2.max_header_list_bytes, 1024, 16 * kMiB);
+  read("max_header_count", http2.max_header_count, 1, 10000);
+  read("max_frame_bytes", http2.max_frame_bytes, 16384, 16 * kMiB - 1);
+  return http2;
+}
+
+Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
+  const MapReader map(value, {"match", "cluster", "timeout"});
+  Route route;
+  route.pos = value.pos;
+
+  const MapReader match(map.require("match"), {"service", "method", "authority"});
+  if (auto service = match.find("service")) route.match.service = read_path_part(*service);
+  if (auto method = match.find("method")) {
+    route.match.method = read_path_part(*method);
+    if (route.match.service.empty()) fail(*method, "a method match also needs 'service'");
+  }
+  if (auto authority = match.find("authority")) route.match.authority = read_authority(*authority);
+
+  const Value cluster = map.require("cluster");
+  route.cluster = read_string(cluster);
+  cluster_refs.push_back(ClusterRef{route.cluster, cluster});
+
+  if (auto timeout = map.find("timeout")) {
+    route.timeout = read_duration(*timeout);
+    if (route.timeout->count() == 0) fail(*timeout, "must be greater than 0");
+  }
+  return route;
+}
+
+// Reads one listener; |earlier| are the listeners before it, which it must not duplicate.
+Listener read_listener(const Value& value, const std::vector<Listener>& earlier,
+                       std::vector<ClusterRef>& cluster_refs) {
+  const MapReader map(value, {"name", "address", "routes"});
+  Listener listener;
+  listener.pos = value.pos;
+
+  const Value name = map.require("name");
+  listener.name = read_name(name);
+  for (const Listener& other : earlier) {
+    if (other.name == listener.name) {
+      fail(name, fmt::format("duplicate listener name '{}' (first at line {})", listener.name,
+                             other.pos.line));
+    }
+  }
+
+  const Value address = map.require("address");
+  listener.address = read_address(address, 0);
+  for (const Listener& other : earlier) {
+    // Port 0 asks the kernel for a fresh port each time, so those never collide.
+    if (other.address.host == listener.address.host &&
+        other.address.port == listener.address.port && listener.address.port != 0) {
+      fail(address, fmt::format("address '{}' is already used by listener '{}' (line {})",
+                                address.node.Scalar(), other.name, other.address.pos.line));
+    }
+  }
+
+  const Value routes = map.require("routes");
+  for (const Value& route : read_list(routes)) {
+    listener.routes.push_back(read_route(route, cluster_refs));
+  }
+  if (listener.routes.empty()) fail(routes, "at least one route is required");
+  return listener;
+}
+
+// Reads one cluster; |earlier| are the clusters before it, which it must not duplicate.
+Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
+  const MapReader map(value, {"name", "endpoints", "load_balancing", "connect_timeout",
+                              "max_connections_per_endpoint"});
+  Cluster cluster;
+  cluster.pos = value.pos;
+
+  const Value name = map.require("name");
+  cluster.name = read_name(name);
+  for (const Cluster& other : earlier) {
+    if (other.name == cluster.name) {
+      fail(name, fmt::format("duplicate cluster name '{}' (first at line {})", cluster.name,
+                             other.pos.line));
+    }
+  }
+
+  const Value endpoints = map.require("endpoints");
+  for (const Value& item : read_list(endpoints)) {
+    Address endpoint = read_address(item, 1);
+    for (const Address& earlier : cluster.endpoints) {
+      if (earlier.host == endpoint.host && earlier.port == endpoint.port) {
+        fail(item, fmt::format("duplicate endpoint '{}' (first at line {})", item.node.Scalar(),
+                               earlier.pos.line));
+      }
+    }
+    cluster.endpoints.push_back(std::move(endpoint));
+  }
+  if (cluster.endpoints.empty()) fail(endpoints, "at least one endpoint is required");
+
+  if (auto policy = map.find("load_balancing")) {
+    const std::string name = read_string(*policy);
+    if (name != "round_robin") {
+      fail(*policy, fmt::format("unknown load balancing policy '{}'; allowed: round_robin", name));
+    }
+    cluster.load_balancing = LoadBalancing::kRoundRobin;
+  }
+  if (auto timeout = map.find("connect_timeout")) {
+    cluster.connect_timeout = read_duration(*timeout);
+    if (cluster.connect_timeout.count() == 0) fail(*timeout, "must be greater than 0");
+  }
+  if (auto max = map.find("max_connections_per_endpoint")) {
+    cluster.max_connections_per_endpoint = static_cast<uint32_t>(read_integer(*max, 1, 1024));
+  }
+  return cluster;
+}
+
+uint32_t read_workers(const Value& value) {
+  if (value.node.IsScalar() && value.node.Scalar() == "auto") return 0;
+  return static_cast<uint32_t>(read_integer(value, 1, 1024, "'auto' or an integer"));
+}
+
+Config read_config(const YAML::Node& root, const std::string& source) {
+  const MapReader map(Value{root, "", position_of(root.Mark())},
+                      {"workers", "drain_timeout", "http2", "listeners", "clusters"});
+  Config config;
+  config.source = source;
+  if (auto workers = map.find("workers")) config.workers = read_workers(*workers);
+  if (auto drain = map.find("drain_timeout")) config.drain_timeout = read_duration(*drain);
+  if (auto http2 = map.find("http2")) config.http2 = read_http2(*http2);
+
+  std::vector<ClusterRef> cluster_refs;
+  const Value listeners = map.require("listeners");
+  for (const Value& item : read_list(listeners)) {
+    config.listeners.push_back(read_listener(item, config.listeners, cluster_refs));
+  }
+  if (config.listeners.empty()) fail(listeners, "at least one listener is required");
+
+  if (auto clusters = map.find("clusters")) {
+    for (const Value& item : read_list(*clusters)) {
+      config.clusters.push_back(read_cluster(item, config.clusters));
+    }
+  }
+
+  // Checked last so that a route may name a cluster defined further down the file.
+  for (const ClusterRef& ref : cluster_refs) {
+    const bool defined =
+        std::any_of(config.clusters.begin(), config.clusters.end(),
+                    [&](const Cluster& cluster) { return cluster.name == ref.name; });
+    if (defined) continue;
+    std::vector<std::string_view> names;
+    for (const Cluster& cluster : config.clusters) names.push_back(cluster.name);
+    fail(ref.where, names.empty()
+                        ? fmt::format("unknown cluster '{}' (no clusters are defined)", ref.name)
+                        : fmt::format("unknown cluster '{}'; defined clusters: {}", ref.name,
+                                      fmt::join(names, ", ")));
+  }
+  return config;
+}
+
+Config read_documents(const std::vector<YAML::Node>& documents, const std::string& source) {
+  if (documents.empty()) throw Failure{{}, "the file is empty; a config needs 'listeners'"};
+  if (documents.size() > 1) {
+    throw Failure{position_of(documents[1].Mark()),
+                  fmt::format("expected one YAML document, found {}", documents.size())};
+  }
+  return read_config(documents[0], source);
+}
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+  // Line 0 means the error is about the whole file (unreadable, empty).
+  if (line == 0) return fmt::format("{}: {}", file, message);
+  return fmt::format("{}:{}:{}: {}", file, line, col, message);
+}
+
+std::expected<Config, ConfigError> load_string(const std::string& text, const std::string& name) {
+  const auto error = [&](Position pos, std::string message) {
+    return std::unexpected(ConfigError{name, pos.line, pos.col, std::move(message)});
+  };
+  try {
+    return read_documents(YAML::LoadAll(text), name);
+  } catch (const Failure& failure) {
+    return error(failure.pos, failure.message);
+  } catch (const YAML::Exception& e) {
+    return error(position_of(e.mark), fmt::format("invalid YAML: {}", e.msg));
+  } catch (const std::exception& e) {
+    return error({}, fmt::format("cannot load config: {}", e.what()));
+  } catch (...) {
+    return error({}, "cannot load config: unknown error");
+  }
+}
+
+std::expected<Config, ConfigError> load_file(const std::string& path) {
+  const auto unreadable = [&](int error) {
+    return std::unexpected(
+        ConfigError{path, 0, 0, fmt::format("cannot read file: {}", std::strerror(error))});
+  };
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return unreadable(errno);
+  std::string text;
+  char buffer[16 * 1024];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, n);
+  const int read_error = std::ferror(file) ? errno : 0;
+  std::fclose(file);
+  if (read_error != 0) return unreadable(read_error);
+  return load_string(text, path);
+}
+
+}  // namespace skiff::config

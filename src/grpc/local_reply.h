@@ -1,0 +1,38 @@
+// LocalReply: a response skiff makes itself (C5), and its encoding as gRPC trailers-only headers.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "grpc/status.h"
+
+namespace skiff::grpc {
+
+// Decisions return this value; only h2::ServerStream::reply_local puts it on the wire, as one
+// HEADERS frame with END_STREAM (a trailers-only response, so gRPC clients may still retry it).
+struct LocalReply {
+  StatusCode code = StatusCode::kUnknown;
+  std::string message;  // human-readable; percent-encoded when encoded
+  int http_status =
+      200;  // 415 (bad content-type) or 405 (not POST) for the spec's non-gRPC answers
+  bool close_connection = false;  // also send GOAWAY and close after this reply (e.g. draining)
+};
+
+struct Header {
+  std::string name;
+  std::string value;
+
+  bool operator==(const Header&) const = default;
+};
+
+// The header block of a trailers-only response, in order: ":status", "content-type:
+// application/grpc", "grpc-status" (decimal), and "grpc-message" (percent-encoded; omitted when the
+// message is empty).
+std::vector<Header> trailers_only_headers(const LocalReply& reply);
+
+// Just the trailer fields (grpc-status, then grpc-message unless |message| is empty), for ending a
+// stream whose response headers were already sent.
+std::vector<Header> status_trailers(StatusCode code, std::string_view message);
+
+}  // namespace skiff::grpc

@@ -1,0 +1,212 @@
+// ClientSession: dial, nghttp2 client callbacks -> ClientStreamHandler (proxy::Call).
+#include "h2/client_session.h"
+
+#include "base/check.h"
+#include "base/log.h"
+#include "h2/options.h"
+
+namespace skiff::h2 {
+
+ClientSession::ClientSession(net::Worker& worker, const Limits& limits, Callbacks callbacks)
+    : Session(worker, limits),
+      callbacks_(std::move(callbacks)),
+      connect_timer_(worker.loop(), [this] {
+        close_reason_ = "connect timeout";
+        close("connect timeout");
+      }) {
+  nghttp2_session_callbacks* cbs = nullptr;
+  SKIFF_CHECK(nghttp2_session_callbacks_new(&cbs) == 0);
+  set_common_callbacks(cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &ClientSession::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback2(cbs, &ClientSession::on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &ClientSession::on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &ClientSession::on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &ClientSession::on_stream_close);
+  nghttp2_option* opt = make_options(/*server=*/false);
+  SKIFF_CHECK(nghttp2_session_client_new2(&ng_, cbs, this, opt) == 0);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+}
+
+ClientSession::~ClientSession() = default;
+
+void ClientSession::connect(const net::SocketAddress& address, std::chrono::milliseconds timeout) {
+  int rc = tcp_->connect(address);
+  if (rc != 0) {
+    // Report on a later loop turn (C8): the timer fires at once.
+    close_reason_ = std::string("connect failed: ") + uv_strerror(rc);
+    connect_timer_.start(std::chrono::milliseconds(0));
+    return;
+  }
+  connect_timer_.start(timeout);
+}
+
+void ClientSession::on_connect(int status) {
+  if (closed()) return;
+  connect_timer_.stop();
+  if (status != 0) {
+    close_reason_ = std::string("connect failed: ") + uv_strerror(status);
+    close(close_reason_.c_str());
+    return;
+  }
+  std::vector<nghttp2_settings_entry> settings = make_settings(limits_, /*server=*/false);
+  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
+  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(limits_.initial_connection_window));
+  tcp_->read_start();
+  ready_ = true;
+  ready_ever_ = true;
+  schedule_flush();
+  if (callbacks_.on_ready) callbacks_.on_ready(this);
+}
+
+bool ClientSession::has_capacity() const {
+  if (!ready_ || going_away_ || closed()) return false;
+  return streams_.size() < nghttp2_session_get_remote_settings(
+                               ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+int32_t ClientSession::open_stream(const HeaderList& headers, ClientStreamHandler* handler) {
+  SKIFF_CHECK(has_capacity());  // the pool only hands out sessions with capacity
+  std::vector<nghttp2_nv> nva = to_nv(headers);
+  nghttp2_data_provider provider = data_provider();
+  int32_t id = nghttp2_submit_request(ng_, nullptr, nva.data(), nva.size(), &provider, nullptr);
+  if (id < 0) return id;
+  streams_[id].handler = handler;
+  schedule_flush();
+  return id;
+}
+
+void ClientSession::detach(int32_t stream_id) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  it->second.handler = nullptr;
+  reset_stream(stream_id, NGHTTP2_CANCEL);
+}
+
+void ClientSession::shutdown() {
+  if (closed()) return;
+  going_away_ = true;
+  if (!ready_) {
+    close("shutdown");
+    return;
+  }
+  nghttp2_session_terminate_session(ng_, NGHTTP2_NO_ERROR);
+  schedule_flush();
+}
+
+Body* ClientSession::send_body(int32_t stream_id) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end() || it->second.handler == nullptr) return nullptr;
+  return it->second.handler->request_body();
+}
+
+void ClientSession::on_session_closed(const char* reason) {
+  connect_timer_.stop();
+  ready_ = false;
+  if (close_reason_.empty()) close_reason_ = reason;
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, stream] : streams) {
+    if (stream.handler != nullptr) stream.handler->on_upstream_close(kConnectionLost);
+  }
+}
+
+int ClientSession::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<ClientSession*>(user);
+  auto it = self->streams_.find(frame->hd.stream_id);
+  if (it == self->streams_.end()) return 0;
+  it->second.headers.clear();
+  it->second.header_bytes = 0;
+  it->second.too_large = false;
+  return 0;
+}
+
+int ClientSession::on_header(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name,
+                             nghttp2_rcbuf* value, uint8_t, void* user) {
+  auto* self = static_cast<ClientSession*>(user);
+  auto it = self->streams_.find(frame->hd.stream_id);
+  if (it == self->streams_.end()) return 0;
+  Stream& s = it->second;
+  nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
+  nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
+  s.header_bytes += n.len + v.len + 32;
+  if (s.too_large || s.header_bytes > self->limits_.max_header_list_bytes ||
+      s.headers.size() >= self->limits_.max_header_count) {
+    s.too_large = true;
+    return 0;
+  }
+  s.headers.push_back(Header{std::string(reinterpret_cast<const char*>(n.base), n.len),
+                             std::string(reinterpret_cast<const char*>(v.base), v.len)});
+  return 0;
+}
+
+int ClientSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<ClientSession*>(user);
+  switch (frame->hd.type) {
+    case NGHTTP2_GOAWAY:
+      // No new streams here; streams above last_stream_id are closed with REFUSED_STREAM.
+      self->going_away_ = true;
+      return 0;
+    case NGHTTP2_SETTINGS:
+      if (self->callbacks_.on_capacity) self->callbacks_.on_capacity(self);
+      return 0;
+    case NGHTTP2_HEADERS:
+      break;
+    case NGHTTP2_DATA:
+      if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        auto it = self->streams_.find(frame->hd.stream_id);
+        // END_STREAM on DATA: the response ended without trailers (a broken gRPC server).
+        if (it != self->streams_.end() && it->second.handler != nullptr) {
+          it->second.handler->on_response_trailers({});
+        }
+      }
+      return 0;
+    default:
+      return 0;
+  }
+  auto it = self->streams_.find(frame->hd.stream_id);
+  if (it == self->streams_.end() || it->second.handler == nullptr) return 0;
+  Stream& s = it->second;
+  if (s.too_large) {
+    self->reset_stream(frame->hd.stream_id, NGHTTP2_INTERNAL_ERROR);
+    return 0;
+  }
+  bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+  if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+    s.response_started = true;
+    s.handler->on_response_headers(std::move(s.headers), end_stream);
+  } else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && s.response_started) {
+    // Trailers (END_STREAM is required for them by nghttp2's HTTP messaging checks).
+    s.handler->on_response_trailers(std::move(s.headers));
+  }
+  s.headers.clear();
+  return 0;
+}
+
+int ClientSession::on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id,
+                                 const uint8_t* data, size_t len, void* user) {
+  auto* self = static_cast<ClientSession*>(user);
+  auto it = self->streams_.find(stream_id);
+  if (it == self->streams_.end() || it->second.handler == nullptr) {
+    nghttp2_session_consume(self->ng_, stream_id, len);
+    return 0;
+  }
+  it->second.handler->on_response_data(data, len);
+  return 0;
+}
+
+int ClientSession::on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                                   void* user) {
+  // Never fails (CVE-2023-35945).
+  auto* self = static_cast<ClientSession*>(user);
+  auto it = self->streams_.find(stream_id);
+  if (it == self->streams_.end()) return 0;
+  ClientStreamHandler* handler = it->second.handler;
+  self->streams_.erase(it);
+  if (handler != nullptr) handler->on_upstream_close(error_code);
+  if (self->callbacks_.on_capacity) self->callbacks_.on_capacity(self);
+  return 0;
+}
+
+}  // namespace skiff::h2

@@ -1,0 +1,98 @@
+// ClientSession: the upstream side — an nghttp2 client session on a dialled connection, with
+// streams opened by proxy attempts. The pool learns about readiness, capacity and closing
+// through the callbacks.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "h2/session.h"
+#include "net/address.h"
+#include "net/timer.h"
+
+namespace skiff::h2 {
+
+// error_code passed to on_upstream_close when the connection itself was lost.
+constexpr uint32_t kConnectionLost = 0xffffffff;
+
+// Implemented by proxy::Call: events of one upstream stream.
+class ClientStreamHandler {
+ public:
+  virtual ~ClientStreamHandler() = default;
+  virtual void on_response_headers(HeaderList headers, bool end_stream) = 0;
+  virtual void on_response_data(const uint8_t* data, size_t len) = 0;
+  virtual void on_response_trailers(HeaderList trailers) = 0;
+  // The stream closed: normally (error_code 0 after the response ended), by RST_STREAM, by
+  // GOAWAY (REFUSED_STREAM), or kConnectionLost. No call into the session for this stream
+  // is allowed afterwards.
+  virtual void on_upstream_close(uint32_t error_code) = 0;
+  // Where request DATA comes from.
+  virtual Body* request_body() = 0;
+};
+
+class ClientSession final : public Session {
+ public:
+  struct Callbacks {
+    std::function<void(ClientSession*)> on_ready;          // connected, streams may open
+    std::function<void(ClientSession*)> on_capacity;       // a stream slot freed up
+  };
+
+  ClientSession(net::Worker& worker, const Limits& limits, Callbacks callbacks);
+  ~ClientSession() override;
+
+  // Dials |address|; on_ready or (on failure/timeout) the closed callback follows.
+  void connect(const net::SocketAddress& address, std::chrono::milliseconds timeout);
+
+  bool ready() const { return ready_; }
+  // Can take one more stream now (connected, not going away, under the peer's limit).
+  bool has_capacity() const;
+  size_t active_streams() const { return streams_.size(); }
+  // Why the connection closed (for grpc-message), valid once closed().
+  const std::string& close_reason() const { return close_reason_; }
+  bool connected_once() const { return ready_ever_; }
+
+  // Submits a request; DATA is read from handler->request_body(). Returns the stream id, or a
+  // negative nghttp2 error.
+  int32_t open_stream(const HeaderList& headers, ClientStreamHandler* handler);
+  // The handler is going away: forget it, and cancel the stream if it is still open.
+  void detach(int32_t stream_id);
+  // Send GOAWAY and close once idle (drain).
+  void shutdown();
+
+  // net::TcpHandler
+  void on_connect(int status) override;
+
+ protected:
+  Body* send_body(int32_t stream_id) override;
+  void on_session_closed(const char* reason) override;
+
+ private:
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void* user);
+  static int on_header(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf* name,
+                       nghttp2_rcbuf* value, uint8_t flags, void* user);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void* user);
+  static int on_data_chunk(nghttp2_session*, uint8_t flags, int32_t stream_id,
+                           const uint8_t* data, size_t len, void* user);
+  static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                             void* user);
+
+  struct Stream {
+    ClientStreamHandler* handler = nullptr;
+    HeaderList headers;  // being received
+    size_t header_bytes = 0;
+    bool too_large = false;
+    bool response_started = false;
+  };
+
+  Callbacks callbacks_;
+  std::unordered_map<int32_t, Stream> streams_;
+  net::Timer connect_timer_;
+  bool ready_ = false;
+  bool ready_ever_ = false;
+  bool going_away_ = false;
+  std::string close_reason_;
+};
+
+}  // namespace skiff::h2

@@ -1,0 +1,34 @@
+// Header fields and HTTP/2 session limits shared by server and client sessions.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace skiff::h2 {
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+using HeaderList = std::vector<Header>;
+
+// Returns the first value of |name| (lower-case), or an empty view.
+std::string_view find_header(const HeaderList& headers, std::string_view name);
+
+// nghttp2_nv views over |headers| (valid while |headers| lives).
+std::vector<nghttp2_nv> to_nv(const HeaderList& headers);
+
+struct Limits {
+  uint32_t max_concurrent_streams = 100;
+  uint32_t initial_stream_window = 256 * 1024;
+  uint32_t initial_connection_window = 1024 * 1024;
+  uint32_t max_header_list_bytes = 60 * 1024;
+  uint32_t max_header_count = 100;
+  uint32_t max_frame_size = 16 * 1024;
+};
+
+}  // namespace skiff::h2

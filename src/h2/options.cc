@@ -1,0 +1,44 @@
+// nghttp2 session recipe for Debian's 1.52 (with its rapid-reset and CONTINUATION backports).
+#include "h2/options.h"
+
+#include "base/check.h"
+
+namespace skiff::h2 {
+
+nghttp2_option* make_options(bool server) {
+  nghttp2_option* opt = nullptr;
+  SKIFF_CHECK(nghttp2_option_new(&opt) == 0);
+  // Windows are returned only after the next hop took the bytes (Session::consume).
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_max_settings(opt, 32);
+  nghttp2_option_set_max_outbound_ack(opt, 1000);
+  nghttp2_option_set_max_continuations(opt, 8);
+  nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+  if (server) {
+    // CVE-2023-44487 (rapid reset): at most 1000 resets in a burst, refilled at 33/s.
+    nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+  } else {
+    nghttp2_option_set_max_reserved_remote_streams(opt, 0);
+    // Until the upstream's SETTINGS arrive.
+    nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
+  }
+  return opt;
+}
+
+std::vector<nghttp2_settings_entry> make_settings(const Limits& limits, bool server) {
+  std::vector<nghttp2_settings_entry> s = {
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits.initial_stream_window},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, limits.max_frame_size},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_list_bytes},
+      {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096},
+  };
+  if (server) {
+    s.push_back({NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams});
+    s.push_back({NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1});
+  } else {
+    s.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
+  }
+  return s;
+}
+
+}  // namespace skiff::h2

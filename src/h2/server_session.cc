@@ -1,0 +1,181 @@
+// ServerSession: nghttp2 server callbacks -> ServerStream -> StreamHandler (proxy::Call).
+#include "h2/server_session.h"
+
+#include "base/check.h"
+#include "base/log.h"
+#include "h2/options.h"
+
+namespace skiff::h2 {
+namespace {
+
+// The drain's second GOAWAY waits one round trip (the PING's ACK), at most this long.
+constexpr std::chrono::milliseconds kDrainPingTimeout{1000};
+constexpr uint8_t kDrainPingPayload[8] = {'s', 'k', 'i', 'f', 'f', 'd', 'r', 'n'};
+
+}  // namespace
+
+ServerSession::ServerSession(net::Worker& worker, const Limits& limits, CallFactory& factory)
+    : Session(worker, limits), factory_(factory), drain_timer_(worker.loop(), [this] {
+        finish_goaway();
+      }) {
+  nghttp2_session_callbacks* cbs = nullptr;
+  SKIFF_CHECK(nghttp2_session_callbacks_new(&cbs) == 0);
+  set_common_callbacks(cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &ServerSession::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback2(cbs, &ServerSession::on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &ServerSession::on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &ServerSession::on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &ServerSession::on_stream_close);
+  nghttp2_option* opt = make_options(/*server=*/true);
+  SKIFF_CHECK(nghttp2_session_server_new2(&ng_, cbs, this, opt) == 0);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+}
+
+ServerSession::~ServerSession() {
+  // Streams must not outlive the session; their handlers were told in on_session_closed.
+  for (auto& [id, stream] : streams_) worker_.defer_delete(std::move(stream));
+}
+
+bool ServerSession::start(uv_stream_t* server) {
+  if (tcp_->accept_from(server) != 0) return false;
+  std::vector<nghttp2_settings_entry> settings = make_settings(limits_, /*server=*/true);
+  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
+  // Our connection window: the default 64 KiB would throttle every stream together.
+  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(limits_.initial_connection_window));
+  tcp_->read_start();
+  schedule_flush();
+  return true;
+}
+
+void ServerSession::submit_response(int32_t stream_id, const HeaderList& headers, bool with_body) {
+  if (closed()) return;
+  std::vector<nghttp2_nv> nva = to_nv(headers);
+  nghttp2_data_provider provider = data_provider();
+  int rv = nghttp2_submit_response(ng_, stream_id, nva.data(), nva.size(),
+                                   with_body ? &provider : nullptr);
+  if (rv != 0) {
+    SKIFF_LOG(kDebug) << "submit_response on stream " << stream_id << ": " << nghttp2_strerror(rv);
+    nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_INTERNAL_ERROR);
+  }
+  schedule_flush();
+}
+
+void ServerSession::start_drain() {
+  if (draining_ || closed()) return;
+  draining_ = true;
+  nghttp2_submit_shutdown_notice(ng_);
+  nghttp2_submit_ping(ng_, NGHTTP2_FLAG_NONE, kDrainPingPayload);
+  drain_timer_.start(kDrainPingTimeout);
+  schedule_flush();
+}
+
+void ServerSession::finish_goaway() {
+  if (goaway_final_sent_ || closed()) return;
+  goaway_final_sent_ = true;
+  drain_timer_.stop();
+  nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  schedule_flush();
+}
+
+Body* ServerSession::send_body(int32_t stream_id) {
+  ServerStream* stream = find(stream_id);
+  if (stream == nullptr || !stream->handler_) return nullptr;
+  return stream->handler_->response_body();
+}
+
+void ServerSession::on_session_closed(const char*) {
+  drain_timer_.stop();
+  for (auto& [id, stream] : streams_) {
+    if (stream->handler_) stream->handler_->on_stream_close(NGHTTP2_CANCEL);
+    worker_.defer_delete(std::move(stream));
+  }
+  streams_.clear();
+}
+
+ServerStream* ServerSession::find(int32_t stream_id) {
+  auto it = streams_.find(stream_id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+int ServerSession::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<ServerSession*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  int32_t id = frame->hd.stream_id;
+  self->streams_.emplace(id, std::make_unique<ServerStream>(*self, id));
+  return 0;
+}
+
+int ServerSession::on_header(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name,
+                             nghttp2_rcbuf* value, uint8_t, void* user) {
+  auto* self = static_cast<ServerSession*>(user);
+  ServerStream* stream = self->find(frame->hd.stream_id);
+  if (stream == nullptr || stream->handler_) return 0;  // request trailers: gRPC has none; drop
+  nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
+  nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
+  // Charge every decoded field (32 bytes of overhead each, as HPACK counts) before keeping it.
+  stream->header_bytes_ += n.len + v.len + 32;
+  if (stream->headers_too_large_ || stream->header_bytes_ > self->limits_.max_header_list_bytes ||
+      stream->headers_.size() >= self->limits_.max_header_count) {
+    stream->headers_too_large_ = true;
+    return 0;
+  }
+  stream->headers_.push_back(Header{std::string(reinterpret_cast<const char*>(n.base), n.len),
+                                    std::string(reinterpret_cast<const char*>(v.base), v.len)});
+  return 0;
+}
+
+int ServerSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<ServerSession*>(user);
+  switch (frame->hd.type) {
+    case NGHTTP2_PING:
+      if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && self->draining_) self->finish_goaway();
+      return 0;
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_DATA:
+      break;
+    default:
+      return 0;
+  }
+  ServerStream* stream = self->find(frame->hd.stream_id);
+  if (stream == nullptr) return 0;
+  if (frame->hd.type == NGHTTP2_HEADERS && !stream->handler_) {
+    stream->handler_ = self->factory_.on_request(*stream);
+    SKIFF_CHECK(stream->handler_ != nullptr);  // CallFactory contract
+  }
+  if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && stream->handler_ && !stream->request_ended_) {
+    stream->request_ended_ = true;
+    stream->handler_->on_request_end();
+  }
+  return 0;
+}
+
+int ServerSession::on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id,
+                                 const uint8_t* data, size_t len, void* user) {
+  auto* self = static_cast<ServerSession*>(user);
+  ServerStream* stream = self->find(stream_id);
+  if (stream == nullptr || !stream->handler_) {
+    // Nobody will forward these bytes: give the window back now.
+    nghttp2_session_consume(self->ng_, stream_id, len);
+    return 0;
+  }
+  stream->handler_->on_request_data(data, len);
+  return 0;
+}
+
+int ServerSession::on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                                   void* user) {
+  // Never fails (CVE-2023-35945: an error here leaks in Debian's nghttp2).
+  auto* self = static_cast<ServerSession*>(user);
+  auto it = self->streams_.find(stream_id);
+  if (it == self->streams_.end()) return 0;
+  std::unique_ptr<ServerStream> stream = std::move(it->second);
+  self->streams_.erase(it);
+  if (stream->handler_) stream->handler_->on_stream_close(error_code);
+  self->worker_.defer_delete(std::move(stream));
+  return 0;
+}
+
+}  // namespace skiff::h2

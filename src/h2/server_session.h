@@ -1,0 +1,99 @@
+// ServerSession: the downstream side — an nghttp2 server session on an accepted connection.
+// Each request stream gets a StreamHandler from the CallFactory once its headers are complete.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include "h2/session.h"
+#include "net/timer.h"
+
+namespace skiff::h2 {
+
+class ServerSession;
+
+// Implemented by proxy::Call: events of one downstream stream.
+class StreamHandler {
+ public:
+  virtual ~StreamHandler() = default;
+  virtual void on_request_data(const uint8_t* data, size_t len) = 0;
+  virtual void on_request_end() = 0;
+  // The stream is closed (finished, reset by the peer, or the connection went away). No call
+  // into the session for this stream is allowed afterwards.
+  virtual void on_stream_close(uint32_t error_code) = 0;
+  // Where the response DATA comes from, once submit_response(with_body=true) was called.
+  virtual Body* response_body() = 0;
+};
+
+// One downstream request stream, owned by its ServerSession.
+class ServerStream : public net::Deletable {
+ public:
+  ServerStream(ServerSession& session, int32_t id) : session_(session), id_(id) {}
+
+  int32_t id() const { return id_; }
+  ServerSession& session() { return session_; }
+  const HeaderList& request_headers() const { return headers_; }
+  // The request headers went over max_header_list_bytes or max_header_count; only the first
+  // fields were kept.
+  bool headers_too_large() const { return headers_too_large_; }
+
+ private:
+  friend class ServerSession;
+  ServerSession& session_;
+  int32_t id_;
+  HeaderList headers_;
+  size_t header_bytes_ = 0;
+  bool headers_too_large_ = false;
+  bool request_ended_ = false;
+  std::unique_ptr<StreamHandler> handler_;
+};
+
+class CallFactory {
+ public:
+  virtual ~CallFactory() = default;
+  // Called when a request's headers are complete. Returns the stream's handler (never null).
+  virtual std::unique_ptr<StreamHandler> on_request(ServerStream& stream) = 0;
+};
+
+class ServerSession final : public Session {
+ public:
+  ServerSession(net::Worker& worker, const Limits& limits, CallFactory& factory);
+  ~ServerSession() override;
+
+  // Accepts the pending connection and starts the session (sends SETTINGS).
+  bool start(uv_stream_t* server);
+
+  // Responses. |headers| include ":status". Without a body the HEADERS frame ends the stream
+  // (a gRPC trailers-only response).
+  void submit_response(int32_t stream_id, const HeaderList& headers, bool with_body);
+  // Graceful drain, phase one: GOAWAY(2^31-1) and a PING; phase two (on the PING's ACK):
+  // GOAWAY(last stream id). The session closes once its streams are done.
+  void start_drain();
+  size_t active_streams() const { return streams_.size(); }
+
+ protected:
+  Body* send_body(int32_t stream_id) override;
+  void on_session_closed(const char* reason) override;
+
+ private:
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void* user);
+  static int on_header(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf* name,
+                       nghttp2_rcbuf* value, uint8_t flags, void* user);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void* user);
+  static int on_data_chunk(nghttp2_session*, uint8_t flags, int32_t stream_id,
+                           const uint8_t* data, size_t len, void* user);
+  static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                             void* user);
+
+  ServerStream* find(int32_t stream_id);
+  void finish_goaway();
+
+  CallFactory& factory_;
+  std::unordered_map<int32_t, std::unique_ptr<ServerStream>> streams_;
+  bool draining_ = false;
+  bool goaway_final_sent_ = false;
+  net::Timer drain_timer_;
+};
+
+}  // namespace skiff::h2

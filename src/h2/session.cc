@@ -1,0 +1,174 @@
+// Session: nghttp2 I/O plumbing shared by server and client sessions.
+#include "h2/session.h"
+
+#include <algorithm>
+
+#include "base/check.h"
+#include "base/log.h"
+
+namespace skiff::h2 {
+namespace {
+
+// Output is produced in batches of about this size; production stops while the socket's
+// unwritten backlog is above kWriteHighWater, and reading stops too (nghttpx's 2019 fix).
+constexpr size_t kOutBatch = 64 * 1024;
+constexpr size_t kWriteHighWater = 256 * 1024;
+
+}  // namespace
+
+Session::Session(net::Worker& worker, const Limits& limits)
+    : worker_(worker), limits_(limits), tcp_(std::make_unique<net::TcpStream>(worker.loop(), this)) {}
+
+Session::~Session() {
+  worker_.cancel_flush(this);
+  if (ng_ != nullptr) nghttp2_session_del(ng_);
+}
+
+void Session::set_common_callbacks(nghttp2_session_callbacks* cbs) {
+  nghttp2_session_callbacks_set_send_callback(cbs, &Session::on_send);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, &Session::on_send_data);
+}
+
+nghttp2_data_provider Session::data_provider() {
+  nghttp2_data_provider provider{};
+  provider.read_callback = &Session::on_read_data;
+  return provider;
+}
+
+void Session::schedule_flush() {
+  if (flush_scheduled_ || closed_) return;
+  flush_scheduled_ = true;
+  worker_.request_flush(this);
+}
+
+void Session::resume_data(int32_t stream_id) {
+  if (closed_) return;
+  nghttp2_session_resume_data(ng_, stream_id);
+  schedule_flush();
+}
+
+void Session::consume(int32_t stream_id, size_t n) {
+  if (closed_ || n == 0) return;
+  if (nghttp2_session_consume(ng_, stream_id, n) != 0) {
+    // The stream is gone: the connection-level window still needs the credit.
+    nghttp2_session_consume_connection(ng_, n);
+  }
+  schedule_flush();
+}
+
+void Session::reset_stream(int32_t stream_id, uint32_t error_code) {
+  if (closed_) return;
+  nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, stream_id, error_code);
+  schedule_flush();
+}
+
+void Session::flush() {
+  flush_scheduled_ = false;
+  if (closed_) return;
+  while (tcp_->write_backlog() < kWriteHighWater) {
+    int rv = nghttp2_session_send(ng_);
+    if (rv != 0) {
+      close(nghttp2_strerror(rv));
+      return;
+    }
+    if (out_.empty()) break;
+    tcp_->write(std::move(out_));
+    out_.clear();
+  }
+  if (reading_paused_ && tcp_->write_backlog() < kWriteHighWater) {
+    reading_paused_ = false;
+    tcp_->read_start();
+  }
+  if (nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0 &&
+      tcp_->write_backlog() == 0) {
+    close("session finished");
+  }
+}
+
+void Session::close(const char* reason) {
+  if (closed_) return;
+  closed_ = true;
+  SKIFF_LOG(kDebug) << "h2 session closed: " << reason;
+  worker_.cancel_flush(this);
+  flush_scheduled_ = false;
+  on_session_closed(reason);
+  // Destroying the stream closes the socket; queued writes are dropped.
+  tcp_.reset();
+  if (on_closed_) on_closed_(this);
+}
+
+void Session::on_connect(int) {}
+
+void Session::on_read(const char* data, size_t len) {
+  if (closed_) return;
+  ssize_t rv = nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(data), len);
+  if (rv < 0) {
+    // Fatal for the connection (bad preface, flood, too many CONTINUATIONs, ...): nghttp2 may
+    // have queued a GOAWAY; try to send it, then close.
+    SKIFF_LOG(kDebug) << "h2 receive error: " << nghttp2_strerror(static_cast<int>(rv));
+    nghttp2_session_send(ng_);
+    if (!out_.empty()) tcp_->write(std::move(out_));
+    out_.clear();
+    close(nghttp2_strerror(static_cast<int>(rv)));
+    return;
+  }
+  if (tcp_->write_backlog() >= kWriteHighWater && !reading_paused_) {
+    reading_paused_ = true;
+    tcp_->read_stop();
+  }
+  schedule_flush();
+}
+
+void Session::on_read_end(int status) {
+  close(status == UV_EOF ? "peer closed the connection" : uv_strerror(status));
+}
+
+void Session::on_write_done(int status) {
+  if (status < 0) {
+    close(uv_strerror(status));
+    return;
+  }
+  if (tcp_->write_backlog() < kWriteHighWater) schedule_flush();
+}
+
+ssize_t Session::on_send(nghttp2_session*, const uint8_t* data, size_t len, int, void* user) {
+  auto* self = static_cast<Session*>(user);
+  if (self->out_.size() >= kOutBatch) return NGHTTP2_ERR_WOULDBLOCK;
+  self->out_.append(reinterpret_cast<const char*>(data), len);
+  return static_cast<ssize_t>(len);
+}
+
+int Session::on_send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
+                          size_t length, nghttp2_data_source*, void* user) {
+  auto* self = static_cast<Session*>(user);
+  if (self->out_.size() >= kOutBatch) return NGHTTP2_ERR_WOULDBLOCK;
+  Body* body = self->send_body(frame->hd.stream_id);
+  if (body == nullptr || body->size() < length) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  self->out_.append(reinterpret_cast<const char*>(framehd), 9);
+  // No padding: skiff never sets a select_padding callback, so frame->data.padlen is 0.
+  body->take(length, self->out_);
+  return 0;
+}
+
+ssize_t Session::on_read_data(nghttp2_session* ng, int32_t stream_id, uint8_t*, size_t length,
+                              uint32_t* flags, nghttp2_data_source*, void* user) {
+  auto* self = static_cast<Session*>(user);
+  Body* body = self->send_body(stream_id);
+  if (body == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  size_t n = std::min(length, body->size());
+  if (n == 0 && !body->finished()) return NGHTTP2_ERR_DEFERRED;
+  *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  if (body->finished() && n == body->size()) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (body->has_trailers()) {
+      HeaderList trailers = body->take_trailers();
+      std::vector<nghttp2_nv> nva = to_nv(trailers);
+      if (nghttp2_submit_trailer(ng, stream_id, nva.data(), nva.size()) == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      }
+    }
+  }
+  return static_cast<ssize_t>(n);
+}
+
+}  // namespace skiff::h2

@@ -1,0 +1,84 @@
+// Session: what server and client HTTP/2 sessions share — the nghttp2 session over a TcpStream,
+// output batched once per loop turn (C8), NO_COPY DATA taken straight out of a Body, read
+// backpressure while the socket's write backlog is high, and a close protocol.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "h2/body.h"
+#include "h2/header.h"
+#include "net/tcp_stream.h"
+#include "net/worker.h"
+
+namespace skiff::h2 {
+
+class Session : public net::TcpHandler, public net::Flushable, public net::Deletable {
+ public:
+  Session(net::Worker& worker, const Limits& limits);
+  ~Session() override;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Called once when the session has closed (connection lost, protocol error, or finished);
+  // the owner then hands the session to Worker::defer_delete.
+  void set_on_closed(std::function<void(Session*)> fn) { on_closed_ = std::move(fn); }
+
+  net::TcpStream& tcp() { return *tcp_; }
+  bool closed() const { return closed_; }
+  net::Worker& worker() { return worker_; }
+
+  // Queue output for this loop turn's flush.
+  void schedule_flush();
+  // Wake the data provider of |stream_id| (its Body got data or ended).
+  void resume_data(int32_t stream_id);
+  // Return |n| bytes of receive window for |stream_id| (the next hop took them). Works for
+  // streams that are gone too: the connection window still gets the credit.
+  void consume(int32_t stream_id, size_t n);
+  void reset_stream(int32_t stream_id, uint32_t error_code);
+  // Closes the connection now; every live stream is told (on_session_closed).
+  void close(const char* reason);
+
+  // net::Flushable
+  void flush() override;
+
+  // net::TcpHandler
+  void on_connect(int status) override;
+  void on_read(const char* data, size_t len) override;
+  void on_read_end(int status) override;
+  void on_write_done(int status) override;
+
+ protected:
+  // The Body whose bytes are sent as DATA on |stream_id|, or null if the stream is gone.
+  virtual Body* send_body(int32_t stream_id) = 0;
+  // The connection is closing: tell every stream's handler.
+  virtual void on_session_closed(const char* reason) = 0;
+
+  // Fills the callbacks every session uses; subclasses add their own.
+  static void set_common_callbacks(nghttp2_session_callbacks* cbs);
+  // Data provider reading from send_body(stream_id).
+  static nghttp2_data_provider data_provider();
+
+  net::Worker& worker_;
+  Limits limits_;
+  nghttp2_session* ng_ = nullptr;
+  std::unique_ptr<net::TcpStream> tcp_;
+
+ private:
+  static ssize_t on_send(nghttp2_session*, const uint8_t* data, size_t len, int, void* user);
+  static int on_send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
+                          size_t length, nghttp2_data_source*, void* user);
+  static ssize_t on_read_data(nghttp2_session*, int32_t stream_id, uint8_t*, size_t length,
+                              uint32_t* flags, nghttp2_data_source*, void* user);
+
+  std::string out_;
+  bool flush_scheduled_ = false;
+  bool reading_paused_ = false;
+  bool closed_ = false;
+  std::function<void(Session*)> on_closed_;
+};
+
+}  // namespace skiff::h2

@@ -1,0 +1,114 @@
+// Worker: thread + uv loop; flushes and deferred deletes run in the uv_check phase.
+#include "net/worker.h"
+
+#include <algorithm>
+
+#include "base/check.h"
+
+namespace skiff::net {
+
+Worker::Worker(int id) : id_(id) {
+  // Initialised here so handles can be used from init() and post() before start().
+  SKIFF_CHECK(uv_loop_init(&loop_) == 0);
+  SKIFF_CHECK(uv_async_init(&loop_, &async_, &Worker::on_async) == 0);
+  async_.data = this;
+  SKIFF_CHECK(uv_check_init(&loop_, &check_) == 0);
+  check_.data = this;
+  SKIFF_CHECK(uv_check_start(&check_, &Worker::on_check) == 0);
+  // The check handle alone must not keep the loop alive.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+  SKIFF_CHECK(uv_idle_init(&loop_, &idle_) == 0);
+  idle_.data = this;
+}
+
+Worker::~Worker() {
+  if (thread_.joinable()) thread_.join();
+  // Every owner closed its handles before the loop ended (C15: loop_close must succeed).
+  int rc = uv_loop_close(&loop_);
+  SKIFF_CHECK(rc == 0);
+}
+
+void Worker::start(std::function<void()> init) {
+  thread_ = std::thread([this, init = std::move(init)] {
+    init();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    // The check phase is gone with the worker's own handles: run what is still queued, and
+    // the close callbacks that deleting it produces, until nothing is left.
+    while (!deferred_.empty() || !flush_queue_.empty()) {
+      run_flushes();
+      uv_run(&loop_, UV_RUN_DEFAULT);
+    }
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(tasks_mutex_);
+    tasks_.push_back(std::move(task));
+  }
+  uv_async_send(&async_);
+}
+
+void Worker::on_async(uv_async_t* handle) {
+  auto* self = static_cast<Worker*>(handle->data);
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(self->tasks_mutex_);
+    tasks.swap(self->tasks_);
+  }
+  for (auto& task : tasks) task();
+}
+
+void Worker::request_flush(Flushable* target) {
+  if (flush_queue_.empty() && !handles_closed_) {
+    uv_idle_start(&idle_, [](uv_idle_t*) {});
+  }
+  flush_queue_.push_back(target);
+}
+
+void Worker::cancel_flush(Flushable* target) {
+  std::replace(flush_queue_.begin(), flush_queue_.end(), target, static_cast<Flushable*>(nullptr));
+}
+
+void Worker::defer_delete(std::unique_ptr<Deletable> object) {
+  if (deferred_.empty() && !handles_closed_) {
+    uv_idle_start(&idle_, [](uv_idle_t*) {});
+  }
+  deferred_.push_back(std::move(object));
+}
+
+void Worker::on_check(uv_check_t* handle) { static_cast<Worker*>(handle->data)->run_flushes(); }
+
+void Worker::run_flushes() {
+  // A flush may request further flushes (a session waking its peer); loop until quiet,
+  // bounded so a ping-pong can't starve the loop.
+  for (int round = 0; round < 8 && !flush_queue_.empty(); ++round) {
+    std::vector<Flushable*> batch;
+    batch.swap(flush_queue_);
+    for (Flushable* target : batch) {
+      if (target != nullptr) target->flush();
+    }
+  }
+  // Deleting may trigger more deferred deletes (an object owning others); drain fully.
+  while (!deferred_.empty()) {
+    std::vector<std::unique_ptr<Deletable>> batch;
+    batch.swap(deferred_);
+    batch.clear();
+  }
+  if (flush_queue_.empty() && !handles_closed_) uv_idle_stop(&idle_);
+}
+
+void Worker::close_own_handles() {
+  if (handles_closed_) return;
+  handles_closed_ = true;
+  uv_idle_stop(&idle_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
+}
+
+}  // namespace skiff::net

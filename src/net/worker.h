@@ -1,0 +1,77 @@
+// Worker: one thread running one uv loop, with a per-iteration flush phase and deferred deletion.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace skiff::net {
+
+// Something that batches output and writes it once per loop iteration (C8).
+class Flushable {
+ public:
+  virtual ~Flushable() = default;
+  virtual void flush() = 0;
+};
+
+// Anything whose destruction must wait until no stack frame points at it (C7).
+class Deletable {
+ public:
+  virtual ~Deletable() = default;
+};
+
+class Worker {
+ public:
+  explicit Worker(int id);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  int id() const { return id_; }
+  uv_loop_t* loop() { return &loop_; }
+
+  // Starts the thread; |init| runs on it before the loop. The thread ends when the loop has
+  // no more active handles after stop() was posted (or everything closed by itself).
+  void start(std::function<void()> init);
+  void join();
+
+  // Thread-safe: runs |task| on the worker's loop thread.
+  void post(std::function<void()> task);
+
+  // Loop thread only: call |target|->flush() once, after this iteration's I/O callbacks.
+  // A target that is deleted must call cancel_flush() first.
+  void request_flush(Flushable* target);
+  void cancel_flush(Flushable* target);
+
+  // Loop thread only: destroys |object| after the current callbacks have returned.
+  void defer_delete(std::unique_ptr<Deletable> object);
+
+  // Loop thread only: closes the worker's own handles so the loop can end once its owners
+  // have closed theirs.
+  void close_own_handles();
+
+ private:
+  static void on_async(uv_async_t* handle);
+  static void on_check(uv_check_t* handle);
+  void run_flushes();
+
+  int id_;
+  uv_loop_t loop_{};
+  uv_async_t async_{};
+  uv_check_t check_{};
+  uv_idle_t idle_{};  // keeps poll from blocking while flushes are pending
+  std::thread thread_;
+
+  std::mutex tasks_mutex_;
+  std::vector<std::function<void()>> tasks_;
+
+  std::vector<Flushable*> flush_queue_;
+  std::vector<std::unique_ptr<Deletable>> deferred_;
+  bool handles_closed_ = false;
+};
+
+}  // namespace skiff::net

@@ -1,0 +1,342 @@
+// Call: routing, deadline, upstream attempt, forwarding and the errors skiff answers itself.
+#include "proxy/call.h"
+
+#include <algorithm>
+#include <array>
+
+#include "base/check.h"
+#include "base/log.h"
+#include "grpc/method.h"
+#include "grpc/status.h"
+#include "grpc/timeout.h"
+
+namespace skiff::proxy {
+namespace {
+
+using grpc::StatusCode;
+
+// Connection-specific fields (RFC 9113 §8.2.2) and what skiff rewrites itself are not copied
+// between hops.
+bool is_hop_by_hop(std::string_view name) {
+  static constexpr std::array<std::string_view, 8> kNames = {
+      "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+      "upgrade",    "te",         "host",             "grpc-timeout"};
+  return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
+}
+
+// Response headers and trailers go downstream as received, minus connection-specific fields.
+h2::HeaderList filter_response(h2::HeaderList headers) {
+  std::erase_if(headers, [](const h2::Header& h) {
+    return h.name != "grpc-timeout" && is_hop_by_hop(h.name);
+  });
+  return headers;
+}
+
+template <typename Headers>
+h2::HeaderList to_h2(const Headers& headers) {
+  h2::HeaderList out;
+  out.reserve(headers.size());
+  for (const auto& h : headers) out.push_back(h2::Header{h.name, h.value});
+  return out;
+}
+
+std::string describe_h2_error(uint32_t code) {
+  if (code == h2::kConnectionLost) return "connection lost";
+  return std::string(nghttp2_http2_strerror(code));
+}
+
+constexpr std::array<std::pair<int, int>, 5> kLegalTransitions = {{
+    {0, 1},  // kRouting -> kWaiting
+    {1, 2},  // kWaiting -> kForwarding
+    {2, 3},  // kForwarding -> kCommitted
+    {3, 4},  // kCommitted -> kDone
+    {2, 4},  // kForwarding -> kDone (trailers-only response)
+}};
+
+}  // namespace
+
+Call::Call(CallContext context, h2::ServerStream& downstream)
+    : ctx_(std::move(context)),
+      downstream_(&downstream),
+      downstream_id_(downstream.id()),
+      deadline_timer_(ctx_.worker.loop(), [this] { on_deadline(); }) {
+  // Request bytes leave the downstream window until the upstream session has taken them.
+  request_body_.set_on_drained([this](size_t n) {
+    if (downstream_ != nullptr) downstream_->session().consume(downstream_id_, n);
+  });
+  request_body_.set_on_readable([this] {
+    if (upstream_ != nullptr) upstream_->resume_data(upstream_id_);
+  });
+  response_body_.set_on_drained([this](size_t n) {
+    if (upstream_ != nullptr) upstream_->consume(upstream_id_, n);
+  });
+  response_body_.set_on_readable([this] {
+    if (downstream_ != nullptr && state_ >= State::kCommitted) {
+      downstream_->session().resume_data(downstream_id_);
+    }
+  });
+}
+
+Call::~Call() { cancel_upstream(); }
+
+void Call::transition_to(State next) {
+  if (next == state_) return;
+  bool legal = next == State::kDone;  // any state may end (local reply, reset, cancel)
+  for (auto [from, to] : kLegalTransitions) {
+    if (from == static_cast<int>(state_) && to == static_cast<int>(next)) legal = true;
+  }
+  SKIFF_CHECK(legal);  // a bug in this file, never a peer's doing
+  state_ = next;
+}
+
+void Call::start() {
+  const h2::HeaderList& headers = downstream_->request_headers();
+  if (downstream_->headers_too_large()) {
+    return reply_local({StatusCode::kResourceExhausted, "request headers exceed the limit"});
+  }
+  if (h2::find_header(headers, ":method") != "POST") {
+    return reply_local({StatusCode::kInternal, "gRPC requires method POST", 405});
+  }
+  if (!grpc::is_grpc_content_type(h2::find_header(headers, "content-type"))) {
+    return reply_local({StatusCode::kInternal, "content-type is not application/grpc", 415});
+  }
+  std::string_view path = h2::find_header(headers, ":path");
+  std::optional<grpc::Method> method = grpc::parse_path(path);
+  if (!method) {
+    return reply_local(
+        {StatusCode::kUnimplemented, "malformed :path \"" + std::string(path) + "\""});
+  }
+  route_ = ctx_.listener.routes.find(h2::find_header(headers, ":authority"), method->service,
+                                     method->method);
+  if (route_ == nullptr) {
+    return reply_local({StatusCode::kUnimplemented, "no route for " + std::string(path) +
+                                                        " on listener \"" + ctx_.listener.name +
+                                                        "\""});
+  }
+
+  // Deadline = min(grpc-timeout, route timeout).
+  std::optional<std::chrono::nanoseconds> budget;
+  if (std::string_view t = h2::find_header(headers, "grpc-timeout"); !t.empty()) {
+    auto parsed = grpc::parse_timeout(t);
+    if (!parsed) {
+      return reply_local({StatusCode::kInternal, "malformed grpc-timeout \"" + std::string(t) +
+                                                     "\": " +
+                                                     std::string(to_string(parsed.error()))});
+    }
+    budget = *parsed;
+  }
+  if (route_->timeout && (!budget || *route_->timeout < *budget)) budget = *route_->timeout;
+  if (budget) {
+    if (budget->count() <= 0) {
+      return reply_local({StatusCode::kDeadlineExceeded, "deadline exceeded before forwarding"});
+    }
+    auto now = base::SteadyClock::now();
+    // Saturate: a grpc-timeout of 99999999H overflows time_point arithmetic.
+    auto max_budget = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        base::TimePoint::max() - now - std::chrono::hours(1));
+    deadline_ = now + std::min(*budget, max_budget);
+    deadline_timer_.start(std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - now));
+  }
+
+  pool_ = ctx_.pools[route_->cluster].get();
+  transition_to(State::kWaiting);
+  waiting_in_pool_ = true;
+  pool_->acquire(this);
+}
+
+void Call::on_upstream_ready(h2::ClientSession* session, const upstream::EndpointSpec& endpoint) {
+  waiting_in_pool_ = false;
+  if (state_ != State::kWaiting) return;
+  endpoint_ = &endpoint;
+  int32_t id = session->open_stream(upstream_request_headers(), this);
+  if (id < 0) {
+    return reply_local({StatusCode::kUnavailable, "cannot open a stream to " + endpoint.name +
+                                                      ": " + nghttp2_strerror(id)});
+  }
+  upstream_ = session;
+  upstream_id_ = id;
+  transition_to(State::kForwarding);
+  SKIFF_LOG(kTrace) << "stream " << downstream_id_ << " -> " << endpoint.name << " stream " << id;
+}
+
+void Call::on_upstream_failure(std::string reason) {
+  waiting_in_pool_ = false;
+  if (state_ != State::kWaiting) return;
+  reply_local({StatusCode::kUnavailable, std::move(reason)});
+}
+
+h2::HeaderList Call::upstream_request_headers() const {
+  const h2::HeaderList& in = downstream_->request_headers();
+  h2::HeaderList out;
+  out.reserve(in.size() + 2);
+  std::string_view authority = h2::find_header(in, ":authority");
+  out.push_back({":method", "POST"});
+  out.push_back({":scheme", "http"});
+  out.push_back({":authority", std::string(authority.empty() ? endpoint_->name : authority)});
+  out.push_back({":path", std::string(h2::find_header(in, ":path"))});
+  for (const h2::Header& h : in) {
+    if (h.name.empty() || h.name[0] == ':' || is_hop_by_hop(h.name)) continue;
+    out.push_back(h);
+  }
+  // Always: some gRPC servers reject requests without it (reliability.md §0.6).
+  out.push_back({"te", "trailers"});
+  if (deadline_) {
+    auto left = *deadline_ - base::SteadyClock::now();
+    out.push_back({"grpc-timeout",
+                   grpc::format_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(left))});
+  }
+  return out;
+}
+
+void Call::on_request_data(const uint8_t* data, size_t len) {
+  if (state_ == State::kDone || state_ == State::kRouting) {
+    // Answered already (or never routed): drop, but give the window back.
+    downstream_->session().consume(downstream_id_, len);
+    return;
+  }
+  if (!request_framer_.feed(data, len)) {
+    downstream_->session().consume(downstream_id_, len);
+    if (state_ < State::kCommitted) {
+      return reply_local({StatusCode::kInternal, "malformed gRPC message framing in request"});
+    }
+    cancel_upstream();
+    downstream_->session().reset_stream(downstream_id_, NGHTTP2_PROTOCOL_ERROR);
+    return;
+  }
+  request_body_.append(data, len);
+}
+
+void Call::on_request_end() {
+  if (!request_framer_.at_boundary() && state_ < State::kCommitted) {
+    return reply_local({StatusCode::kInternal, "request ended inside a gRPC message"});
+  }
+  request_body_.finish();
+}
+
+void Call::on_stream_close(uint32_t error_code) {
+  if (downstream_ == nullptr) return;
+  SKIFF_LOG(kTrace) << "downstream stream " << downstream_id_ << " closed ("
+                    << describe_h2_error(error_code) << ")";
+  // Bytes still buffered here were never forwarded: return their connection-level credit.
+  downstream_->session().consume(downstream_id_, request_body_.undrained());
+  downstream_ = nullptr;
+  deadline_timer_.stop();
+  cancel_upstream();
+  if (state_ != State::kDone) transition_to(State::kDone);
+}
+
+void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
+  if (state_ != State::kForwarding || downstream_ == nullptr) return;
+  if (end_stream) {
+    // Trailers-only: forwarded as one HEADERS frame, so it stays a trailers-only response.
+    response_complete_ = true;
+    deadline_timer_.stop();
+    transition_to(State::kDone);
+    downstream_->session().submit_response(downstream_id_, filter_response(std::move(headers)),
+                                           /*with_body=*/false);
+    return;
+  }
+  transition_to(State::kCommitted);
+  downstream_->session().submit_response(downstream_id_, filter_response(std::move(headers)),
+                                         /*with_body=*/true);
+}
+
+void Call::on_response_data(const uint8_t* data, size_t len) {
+  if (state_ != State::kCommitted) {
+    if (upstream_ != nullptr) upstream_->consume(upstream_id_, len);
+    return;
+  }
+  // Only boundaries are tracked on the way back: skiff forwards what the server sends.
+  (void)response_framer_.feed(data, len);
+  response_body_.append(data, len);
+}
+
+void Call::on_response_trailers(h2::HeaderList trailers) {
+  if (state_ != State::kCommitted) return;
+  response_complete_ = true;
+  deadline_timer_.stop();
+  transition_to(State::kDone);
+  if (trailers.empty()) {
+    // The upstream ended its body without trailers: end ours the same way, and the client
+    // reports it (never a made-up grpc-status: 0).
+    response_body_.finish();
+  } else {
+    response_body_.finish_with(filter_response(std::move(trailers)));
+  }
+}
+
+void Call::on_upstream_close(uint32_t error_code) {
+  // The stream is gone on the upstream session: return credit for bytes we still hold.
+  h2::ClientSession* session = upstream_;
+  upstream_ = nullptr;
+  if (session != nullptr && error_code != h2::kConnectionLost) {
+    session->consume(upstream_id_, response_body_.undrained());
+  }
+  if (response_complete_ || downstream_ == nullptr) return;
+  std::string what = "upstream " + (endpoint_ ? endpoint_->name : std::string("?")) + " " +
+                     (error_code == h2::kConnectionLost
+                          ? "connection lost (" + (session ? session->close_reason() : "") + ")"
+                          : "reset the stream (" + describe_h2_error(error_code) + ")");
+  if (state_ == State::kForwarding) {
+    return reply_local({StatusCode::kUnavailable, what + " before response headers"});
+  }
+  if (state_ == State::kCommitted) {
+    StatusCode code = error_code == h2::kConnectionLost ? StatusCode::kUnavailable
+                                                          : grpc::status_from_h2_error(error_code);
+    abort_committed(code, what + " after response headers", NGHTTP2_INTERNAL_ERROR);
+  }
+}
+
+void Call::on_deadline() {
+  if (downstream_ == nullptr || state_ == State::kDone) return;
+  SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": deadline exceeded";
+  if (state_ == State::kCommitted) {
+    cancel_upstream();
+    return abort_committed(StatusCode::kDeadlineExceeded, "deadline exceeded", NGHTTP2_CANCEL);
+  }
+  reply_local({StatusCode::kDeadlineExceeded, "deadline exceeded"});
+}
+
+void Call::reply_local(grpc::LocalReply reply) {
+  cancel_upstream();
+  deadline_timer_.stop();
+  if (downstream_ == nullptr || state_ >= State::kCommitted) return;
+  SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": local reply "
+                    << grpc::status_name(reply.code) << ": " << reply.message;
+  transition_to(State::kDone);
+  downstream_->session().submit_response(
+      downstream_id_, to_h2(grpc::trailers_only_headers(reply)), /*with_body=*/false);
+}
+
+void Call::abort_committed(StatusCode code, std::string_view message, uint32_t h2_error) {
+  transition_to(State::kDone);
+  if (response_framer_.at_boundary() && !response_body_.finished()) {
+    // Clean end after the last whole message: the client sees |code|, not a truncation.
+    response_body_.finish_with(to_h2(grpc::status_trailers(code, message)));
+    return;
+  }
+  // Mid-message: only a reset says "this response is broken".
+  downstream_->session().reset_stream(downstream_id_, h2_error);
+}
+
+void Call::cancel_upstream() {
+  if (waiting_in_pool_) {
+    pool_->cancel(this);
+    waiting_in_pool_ = false;
+  }
+  if (upstream_ != nullptr) {
+    h2::ClientSession* session = upstream_;
+    upstream_ = nullptr;
+    session->consume(upstream_id_, response_body_.undrained());
+    session->detach(upstream_id_);
+  }
+}
+
+std::unique_ptr<h2::StreamHandler> CallFactory::on_request(h2::ServerStream& stream) {
+  auto call = std::make_unique<Call>(
+      CallContext{worker_, snapshot_, snapshot_->listeners[listener_], pools_}, stream);
+  call->start();
+  return call;
+}
+
+}  // namespace skiff::proxy

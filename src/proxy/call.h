@@ -1,0 +1,110 @@
+// Call: one downstream gRPC stream bound to its upstream stream — the request state machine
+// and the only place where routing and deadline decisions become timers and I/O.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "grpc/framer.h"
+#include "grpc/local_reply.h"
+#include "h2/body.h"
+#include "h2/client_session.h"
+#include "h2/server_session.h"
+#include "net/timer.h"
+#include "proxy/snapshot.h"
+#include "upstream/cluster_pool.h"
+
+namespace skiff::proxy {
+
+// What a Call needs from its worker: the snapshot it started with and the worker's pools.
+struct CallContext {
+  net::Worker& worker;
+  std::shared_ptr<const Snapshot> snapshot;
+  const ListenerView& listener;
+  std::vector<std::unique_ptr<upstream::ClusterPool>>& pools;  // indexed like snapshot clusters
+};
+
+class Call final : public h2::StreamHandler,
+                   public h2::ClientStreamHandler,
+                   public upstream::Waiter {
+ public:
+  Call(CallContext context, h2::ServerStream& downstream);
+  ~Call() override;
+
+  // Routes the request and starts the upstream attempt, or answers locally.
+  void start();
+
+  // h2::StreamHandler (downstream events)
+  void on_request_data(const uint8_t* data, size_t len) override;
+  void on_request_end() override;
+  void on_stream_close(uint32_t error_code) override;
+  h2::Body* response_body() override { return &response_body_; }
+
+  // h2::ClientStreamHandler (upstream events)
+  void on_response_headers(h2::HeaderList headers, bool end_stream) override;
+  void on_response_data(const uint8_t* data, size_t len) override;
+  void on_response_trailers(h2::HeaderList trailers) override;
+  void on_upstream_close(uint32_t error_code) override;
+  h2::Body* request_body() override { return &request_body_; }
+
+  // upstream::Waiter
+  void on_upstream_ready(h2::ClientSession* session,
+                         const upstream::EndpointSpec& endpoint) override;
+  void on_upstream_failure(std::string reason) override;
+
+ private:
+  // kRouting -> kWaiting (for a pool slot) -> kForwarding (upstream stream open) ->
+  // kCommitted (response headers sent downstream) -> kDone (response complete or answered).
+  enum class State { kRouting, kWaiting, kForwarding, kCommitted, kDone };
+  void transition_to(State next);
+
+  // Answers with a trailers-only response (only before commit) and cancels the upstream.
+  void reply_local(grpc::LocalReply reply);
+  // Ends a committed response early with |code| at a message boundary, else resets it.
+  void abort_committed(grpc::StatusCode code, std::string_view message, uint32_t h2_error);
+  void on_deadline();
+  void cancel_upstream();
+  h2::HeaderList upstream_request_headers() const;
+
+  CallContext ctx_;
+  h2::ServerStream* downstream_;  // null once the downstream stream closed
+  int32_t downstream_id_;
+  State state_ = State::kRouting;
+
+  const route::Route* route_ = nullptr;
+  upstream::ClusterPool* pool_ = nullptr;
+  bool waiting_in_pool_ = false;
+  h2::ClientSession* upstream_ = nullptr;  // null when no upstream stream is open
+  int32_t upstream_id_ = -1;
+  const upstream::EndpointSpec* endpoint_ = nullptr;
+
+  std::optional<base::TimePoint> deadline_;
+  net::Timer deadline_timer_;
+
+  h2::Body request_body_;
+  h2::Body response_body_;
+  grpc::MessageFramer request_framer_;
+  grpc::MessageFramer response_framer_;
+  bool response_complete_ = false;  // upstream trailers (or trailers-only) received
+};
+
+// Creates a Call for each downstream request of one listener on one worker.
+class CallFactory final : public h2::CallFactory {
+ public:
+  CallFactory(net::Worker& worker, std::shared_ptr<const Snapshot> snapshot, size_t listener,
+              std::vector<std::unique_ptr<upstream::ClusterPool>>& pools)
+      : worker_(worker), snapshot_(std::move(snapshot)), listener_(listener), pools_(pools) {}
+
+  std::unique_ptr<h2::StreamHandler> on_request(h2::ServerStream& stream) override;
+
+ private:
+  net::Worker& worker_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  size_t listener_;
+  std::vector<std::unique_ptr<upstream::ClusterPool>>& pools_;
+};
+
+}  // namespace skiff::proxy

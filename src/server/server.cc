@@ -1,0 +1,227 @@
+// Server: config -> snapshot -> sockets -> workers; signals -> drain -> exit.
+#include "server/server.h"
+
+#include <signal.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "base/log.h"
+#include "net/address.h"
+#include "net/listener.h"
+#include "net/worker.h"
+#include "server/worker_setup.h"
+
+namespace skiff::server {
+namespace {
+
+std::string where(const config::Config& config, const config::Position& pos) {
+  return config.source + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.col) + ": ";
+}
+
+h2::Limits to_limits(const config::Http2& h) {
+  h2::Limits limits;
+  limits.max_concurrent_streams = h.max_concurrent_streams;
+  limits.initial_stream_window = h.initial_stream_window_bytes;
+  limits.initial_connection_window = h.initial_connection_window_bytes;
+  limits.max_header_list_bytes = h.max_header_list_bytes;
+  limits.max_header_count = h.max_header_count;
+  limits.max_frame_size = h.max_frame_bytes;
+  return limits;
+}
+
+// The main thread's loop: signals, worker completion, the drain deadline.
+class MainLoop {
+ public:
+  MainLoop(std::vector<std::unique_ptr<net::Worker>>& workers,
+           std::vector<std::unique_ptr<WorkerSetup>>& setups, std::chrono::milliseconds drain)
+      : workers_(workers), setups_(setups), drain_timeout_(drain) {
+    uv_loop_init(&loop_);
+    uv_async_init(&loop_, &finished_async_, [](uv_async_t* h) {
+      static_cast<MainLoop*>(h->data)->on_worker_finished();
+    });
+    finished_async_.data = this;
+    for (uv_signal_t* s : {&sigterm_, &sigint_}) {
+      uv_signal_init(&loop_, s);
+      s->data = this;
+    }
+    uv_signal_start(&sigterm_, &MainLoop::on_signal, SIGTERM);
+    uv_signal_start(&sigint_, &MainLoop::on_signal, SIGINT);
+    uv_timer_init(&loop_, &drain_timer_);
+    drain_timer_.data = this;
+  }
+
+  ~MainLoop() { uv_loop_close(&loop_); }
+
+  // Thread-safe: a worker has finished draining.
+  void worker_finished() {
+    finished_count_.fetch_add(1);
+    uv_async_send(&finished_async_);
+  }
+
+  void run() { uv_run(&loop_, UV_RUN_DEFAULT); }
+
+ private:
+  static void on_signal(uv_signal_t* handle, int signum) {
+    auto* self = static_cast<MainLoop*>(handle->data);
+    if (!self->draining_) {
+      SKIFF_LOG(kInfo) << "received signal " << signum << ", draining (up to "
+                       << self->drain_timeout_.count() << "ms)";
+      self->start_drain();
+    } else {
+      SKIFF_LOG(kInfo) << "received signal " << signum << " again, closing now";
+      self->force_close();
+    }
+  }
+
+  void start_drain() {
+    draining_ = true;
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      WorkerSetup* setup = setups_[i].get();
+      workers_[i]->post([setup] { setup->drain(); });
+    }
+    uv_timer_start(
+        &drain_timer_, [](uv_timer_t* t) { static_cast<MainLoop*>(t->data)->force_close(); },
+        static_cast<uint64_t>(drain_timeout_.count()), 0);
+  }
+
+  void force_close() {
+    uv_timer_stop(&drain_timer_);
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      WorkerSetup* setup = setups_[i].get();
+      workers_[i]->post([setup] { setup->force_close(); });
+    }
+  }
+
+  void on_worker_finished() {
+    if (finished_count_.load() < workers_.size()) return;
+    for (uv_handle_t* h :
+         {reinterpret_cast<uv_handle_t*>(&finished_async_), reinterpret_cast<uv_handle_t*>(&sigterm_),
+          reinterpret_cast<uv_handle_t*>(&sigint_), reinterpret_cast<uv_handle_t*>(&drain_timer_)}) {
+      uv_close(h, nullptr);
+    }
+  }
+
+  std::vector<std::unique_ptr<net::Worker>>& workers_;
+  std::vector<std::unique_ptr<WorkerSetup>>& setups_;
+  std::chrono::milliseconds drain_timeout_;
+  uv_loop_t loop_{};
+  uv_async_t finished_async_{};
+  uv_signal_t sigterm_{};
+  uv_signal_t sigint_{};
+  uv_timer_t drain_timer_{};
+  std::atomic<size_t> finished_count_{0};
+  bool draining_ = false;
+};
+
+}  // namespace
+
+base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config::Config& config) {
+  auto snapshot = std::make_shared<proxy::Snapshot>();
+  snapshot->limits = to_limits(config.http2);
+  for (const config::Cluster& c : config.clusters) {
+    upstream::ClusterSpec spec;
+    spec.name = c.name;
+    spec.connect_timeout = c.connect_timeout;
+    spec.max_connections_per_endpoint = c.max_connections_per_endpoint;
+    for (const config::Address& a : c.endpoints) {
+      auto resolved = net::resolve(a.host, a.port);
+      if (!resolved) return base::fail(where(config, a.pos) + resolved.error().message);
+      // Each address of a name is an endpoint of its own (a headless service's pods).
+      for (const net::SocketAddress& addr : *resolved) {
+        spec.endpoints.push_back({a.host + ":" + std::to_string(a.port), addr});
+      }
+    }
+    snapshot->clusters.push_back(std::move(spec));
+  }
+  for (const config::Listener& l : config.listeners) {
+    proxy::ListenerView view;
+    view.name = l.name;
+    for (const config::Route& r : l.routes) {
+      route::Route route;
+      route.match = {r.match.service, r.match.method, r.match.authority};
+      for (size_t i = 0; i < config.clusters.size(); ++i) {
+        if (config.clusters[i].name == r.cluster) route.cluster = static_cast<uint32_t>(i);
+      }
+      route.timeout = r.timeout;
+      view.routes.add(std::move(route));
+    }
+    snapshot->listeners.push_back(std::move(view));
+  }
+  return std::shared_ptr<const proxy::Snapshot>(std::move(snapshot));
+}
+
+int run(const Options& options) {
+  auto loaded = config::load_file(options.config_path);
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", loaded.error().to_string().c_str());
+    return kExitConfigError;
+  }
+  const config::Config& config = *loaded;
+  auto snapshot = build_snapshot(config);
+  if (!snapshot) {
+    std::fprintf(stderr, "%s\n", snapshot.error().message.c_str());
+    return kExitConfigError;
+  }
+  if (options.check_only) {
+    std::printf("%s: OK (%zu listeners, %zu clusters)\n", options.config_path.c_str(),
+                config.listeners.size(), config.clusters.size());
+    return kExitOk;
+  }
+
+  uint32_t n_workers = options.workers != 0 ? options.workers : config.workers;
+  if (n_workers == 0) n_workers = std::max(1u, std::thread::hardware_concurrency());
+
+  // Bind every worker's socket now, so an address in use stops skiff before anything serves.
+  // Port 0 is resolved by the first bind and reused for the other workers' sockets.
+  std::vector<std::vector<int>> fds(n_workers);
+  std::vector<std::string> bound;
+  for (const config::Listener& l : config.listeners) {
+    auto addresses = net::resolve(l.address.host, l.address.port);
+    if (!addresses) {
+      std::fprintf(stderr, "%s%s\n", where(config, l.address.pos).c_str(),
+                   addresses.error().message.c_str());
+      return kExitConfigError;
+    }
+    net::SocketAddress address = addresses->front();
+    for (uint32_t w = 0; w < n_workers; ++w) {
+      auto fd = net::open_listen_socket(address);
+      if (!fd) {
+        std::fprintf(stderr, "listener \"%s\": %s\n", l.name.c_str(), fd.error().message.c_str());
+        return kExitRuntimeError;
+      }
+      if (w == 0) address = *net::local_address(*fd);
+      fds[w].push_back(*fd);
+    }
+    bound.push_back(address.to_string());
+  }
+
+  signal(SIGPIPE, SIG_IGN);
+  std::vector<std::unique_ptr<net::Worker>> workers;
+  std::vector<std::unique_ptr<WorkerSetup>> setups;
+  for (uint32_t w = 0; w < n_workers; ++w) workers.push_back(std::make_unique<net::Worker>(w));
+  MainLoop main_loop(workers, setups, config.drain_timeout);
+  for (uint32_t w = 0; w < n_workers; ++w) {
+    setups.push_back(std::make_unique<WorkerSetup>(*workers[w], *snapshot, fds[w],
+                                                   [&main_loop] { main_loop.worker_finished(); }));
+  }
+  for (uint32_t w = 0; w < n_workers; ++w) {
+    WorkerSetup* setup = setups[w].get();
+    workers[w]->start([setup] { setup->start(); });
+  }
+  SKIFF_LOG(kInfo) << "skiff " << SKIFF_VERSION << " started with " << n_workers
+                   << " worker(s)";
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    SKIFF_LOG(kInfo) << "listener \"" << config.listeners[i].name << "\" listening on "
+                     << bound[i];
+  }
+  main_loop.run();
+  for (auto& w : workers) w->join();
+  SKIFF_LOG(kInfo) << "drained, exiting";
+  return kExitOk;
+}
+
+}  // namespace skiff::server

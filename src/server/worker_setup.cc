@@ -1,0 +1,76 @@
+// WorkerSetup: per-worker wiring and the worker's part of graceful drain.
+#include "server/worker_setup.h"
+
+#include "base/log.h"
+
+namespace skiff::server {
+
+WorkerSetup::WorkerSetup(net::Worker& worker, std::shared_ptr<const proxy::Snapshot> snapshot,
+                         std::vector<int> listen_fds, std::function<void()> on_finished)
+    : worker_(worker),
+      snapshot_(std::move(snapshot)),
+      listen_fds_(std::move(listen_fds)),
+      on_finished_(std::move(on_finished)) {}
+
+void WorkerSetup::start() {
+  for (const upstream::ClusterSpec& spec : snapshot_->clusters) {
+    pools_.push_back(std::make_unique<upstream::ClusterPool>(worker_, spec, snapshot_->limits));
+  }
+  for (size_t i = 0; i < snapshot_->listeners.size(); ++i) {
+    factories_.push_back(std::make_unique<proxy::CallFactory>(worker_, snapshot_, i, pools_));
+    auto listener = std::make_unique<net::Listener>(
+        worker_.loop(), [this, i](uv_stream_t* server) { on_connection(i, server); });
+    if (auto started = listener->start(listen_fds_[i]); !started) {
+      SKIFF_LOG(kError) << "worker " << worker_.id() << ": listener \""
+                        << snapshot_->listeners[i].name << "\": " << started.error().message;
+    }
+    listeners_.push_back(std::move(listener));
+  }
+}
+
+void WorkerSetup::on_connection(size_t listener, uv_stream_t* server) {
+  auto session = std::make_unique<h2::ServerSession>(worker_, snapshot_->limits,
+                                                     *factories_[listener]);
+  if (!session->start(server)) return;  // accept failed (peer gone, EMFILE): nothing to undo
+  session->set_on_closed([this](h2::Session* closed) {
+    auto it = sessions_.find(closed);
+    if (it == sessions_.end()) return;
+    worker_.defer_delete(std::move(it->second));
+    sessions_.erase(it);
+    if (draining_) maybe_finish();
+  });
+  h2::Session* key = session.get();
+  if (draining_) session->start_drain();
+  sessions_.emplace(key, std::move(session));
+}
+
+void WorkerSetup::drain() {
+  if (draining_) return;
+  draining_ = true;
+  listeners_.clear();  // closes the sockets: no new connections
+  for (auto& [key, session] : sessions_) session->start_drain();
+  maybe_finish();
+}
+
+void WorkerSetup::force_close() {
+  draining_ = true;
+  listeners_.clear();
+  std::vector<h2::ServerSession*> open;
+  for (auto& [key, session] : sessions_) open.push_back(session.get());
+  for (h2::ServerSession* s : open) s->close("drain timeout");
+  maybe_finish();
+}
+
+void WorkerSetup::maybe_finish() {
+  if (finished_ || !sessions_.empty()) return;
+  finished_ = true;
+  // Tear down on a later loop turn: we may be inside a session's close path.
+  worker_.post([this] {
+    factories_.clear();
+    pools_.clear();  // closes upstream connections
+    worker_.close_own_handles();
+    if (on_finished_) on_finished_();
+  });
+}
+
+}  // namespace skiff::server

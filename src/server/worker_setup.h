@@ -1,0 +1,49 @@
+// WorkerSetup: everything one worker owns, wired in request order: listeners -> h2 server
+// sessions -> call factories -> cluster pools. Lives on its worker's thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "h2/server_session.h"
+#include "net/listener.h"
+#include "net/worker.h"
+#include "proxy/call.h"
+#include "upstream/cluster_pool.h"
+
+namespace skiff::server {
+
+class WorkerSetup {
+ public:
+  // |listen_fds[i]| is this worker's socket for snapshot listener i. |on_finished| runs on the
+  // worker thread once drain has completed and every handle is closing.
+  WorkerSetup(net::Worker& worker, std::shared_ptr<const proxy::Snapshot> snapshot,
+              std::vector<int> listen_fds, std::function<void()> on_finished);
+
+  // Loop thread only.
+  void start();
+  // Stop accepting; GOAWAY every connection; finish once in-flight calls are done.
+  void drain();
+  // Drain time is up: close every connection now.
+  void force_close();
+
+ private:
+  void on_connection(size_t listener, uv_stream_t* server);
+  void maybe_finish();
+
+  net::Worker& worker_;
+  std::shared_ptr<const proxy::Snapshot> snapshot_;
+  std::vector<int> listen_fds_;
+  std::function<void()> on_finished_;
+
+  std::vector<std::unique_ptr<net::Listener>> listeners_;
+  std::vector<std::unique_ptr<upstream::ClusterPool>> pools_;
+  std::vector<std::unique_ptr<proxy::CallFactory>> factories_;
+  std::unordered_map<h2::Session*, std::unique_ptr<h2::ServerSession>> sessions_;
+  bool draining_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace skiff::server

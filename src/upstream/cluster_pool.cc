@@ -1,0 +1,138 @@
+// ClusterPool: endpoint selection, connection reuse and dialling for one cluster on one worker.
+#include "upstream/cluster_pool.h"
+
+#include <algorithm>
+
+#include "base/log.h"
+
+namespace skiff::upstream {
+
+ClusterPool::ClusterPool(net::Worker& worker, const ClusterSpec& spec, const h2::Limits& limits)
+    : worker_(worker), spec_(spec), limits_(limits), rng_(worker.id() + 1) {
+  for (const EndpointSpec& e : spec_.endpoints) {
+    endpoints_.push_back(std::make_unique<Endpoint>(Endpoint{endpoints_.size(), &e, {}, {}, 0, {}}));
+  }
+  health_.resize(endpoints_.size());
+  // Workers start at different endpoints so a cluster's load spreads from the first call.
+  cursor_ = static_cast<size_t>(worker.id()) % std::max<size_t>(1, endpoints_.size());
+}
+
+ClusterPool::~ClusterPool() {
+  shutdown();
+  worker_.cancel_flush(this);
+}
+
+void ClusterPool::acquire(Waiter* waiter) {
+  size_t index = pick_round_robin(health_, &cursor_, base::SteadyClock::now());
+  if (shut_down_ || index == endpoints_.size()) {
+    std::string reason = "no healthy endpoint in cluster \"" + spec_.name + "\"";
+    if (!shut_down_ && !endpoints_.empty() && !endpoints_.front()->last_error.empty()) {
+      reason += " (last error: " + endpoints_.front()->last_error + ")";
+    }
+    failed_.emplace_back(waiter, std::move(reason));
+  } else {
+    endpoints_[index]->waiters.push_back(waiter);
+  }
+  schedule_service();
+}
+
+void ClusterPool::cancel(Waiter* waiter) {
+  for (auto& e : endpoints_) std::erase(e->waiters, waiter);
+  std::erase_if(failed_, [waiter](const auto& f) { return f.first == waiter; });
+}
+
+void ClusterPool::shutdown() {
+  shut_down_ = true;
+  for (auto& e : endpoints_) {
+    // close() reports through on_closed, which erases from |sessions|: iterate a copy.
+    std::vector<h2::ClientSession*> sessions;
+    for (auto& s : e->sessions) sessions.push_back(s.get());
+    for (h2::ClientSession* s : sessions) s->close("worker shutdown");
+  }
+}
+
+void ClusterPool::schedule_service() {
+  if (service_scheduled_) return;
+  service_scheduled_ = true;
+  worker_.request_flush(this);
+}
+
+void ClusterPool::flush() {
+  service_scheduled_ = false;
+  while (!failed_.empty()) {
+    auto [waiter, reason] = std::move(failed_.front());
+    failed_.pop_front();
+    waiter->on_upstream_failure(std::move(reason));
+  }
+  for (auto& e : endpoints_) serve(*e);
+}
+
+void ClusterPool::serve(Endpoint& endpoint) {
+  while (!endpoint.waiters.empty()) {
+    h2::ClientSession* session = nullptr;
+    for (auto& s : endpoint.sessions) {
+      if (s->has_capacity()) {
+        session = s.get();
+        break;
+      }
+    }
+    if (session == nullptr) {
+      // Dial unless a connection is already on its way or the endpoint is at its limit.
+      bool connecting = std::any_of(endpoint.sessions.begin(), endpoint.sessions.end(),
+                                    [](const auto& s) { return !s->ready() && !s->closed(); });
+      if (!connecting && !shut_down_ &&
+          endpoint.sessions.size() < spec_.max_connections_per_endpoint) {
+        dial(endpoint);
+      }
+      return;
+    }
+    Waiter* waiter = endpoint.waiters.front();
+    endpoint.waiters.pop_front();
+    waiter->on_upstream_ready(session, *endpoint.spec);
+  }
+}
+
+void ClusterPool::dial(Endpoint& endpoint) {
+  h2::ClientSession::Callbacks callbacks;
+  callbacks.on_ready = [this, &endpoint](h2::ClientSession*) {
+    endpoint.failures = 0;
+    endpoint.last_error.clear();
+    health_[endpoint.index].backoff_until = {};
+    schedule_service();
+  };
+  callbacks.on_capacity = [this](h2::ClientSession*) { schedule_service(); };
+  auto session = std::make_unique<h2::ClientSession>(worker_, limits_, std::move(callbacks));
+  session->set_on_closed(
+      [this, &endpoint](h2::Session* s) { on_session_closed(endpoint, s); });
+  h2::ClientSession* raw = session.get();
+  endpoint.sessions.push_back(std::move(session));
+  SKIFF_LOG(kDebug) << "cluster " << spec_.name << ": dialling " << endpoint.spec->name;
+  raw->connect(endpoint.spec->address, spec_.connect_timeout);
+}
+
+void ClusterPool::on_session_closed(Endpoint& endpoint, h2::Session* closed) {
+  auto it = std::find_if(endpoint.sessions.begin(), endpoint.sessions.end(),
+                         [closed](const auto& s) { return s.get() == closed; });
+  if (it == endpoint.sessions.end()) return;
+  std::unique_ptr<h2::ClientSession> session = std::move(*it);
+  endpoint.sessions.erase(it);
+  if (!session->connected_once() && !shut_down_) {
+    // A connect failure: back off this endpoint and fail whoever waited for it.
+    endpoint.failures++;
+    endpoint.last_error = session->close_reason();
+    double jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+    health_[endpoint.index].backoff_until =
+        base::SteadyClock::now() + reconnect_backoff(endpoint.failures, jitter);
+    SKIFF_LOG(kWarn) << "cluster " << spec_.name << ": " << endpoint.spec->name << ": "
+                     << endpoint.last_error;
+    std::string reason = "upstream " + endpoint.spec->name + ": " + endpoint.last_error;
+    while (!endpoint.waiters.empty()) {
+      failed_.emplace_back(endpoint.waiters.front(), reason);
+      endpoint.waiters.pop_front();
+    }
+  }
+  worker_.defer_delete(std::move(session));
+  schedule_service();
+}
+
+}  // namespace skiff::upstream
