@@ -29,6 +29,6 @@ int main(int argc, char** argv) {
   }
   skiff::base::LogLevel level;
   skiff::base::parse_log_level(log_level, &level);
-  skiff::base::set_log_level(level);
+  skiff::base::init_logging(level);
   return skiff::server::run(options);
 }

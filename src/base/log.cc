@@ -1,6 +1,8 @@
 // Logging backend: maps skiff levels onto spdlog's default (stderr) logger.
 #include "base/log.h"
 
+#include <spdlog/sinks/stdout_sinks.h>
+
 namespace skiff::base {
 namespace {
 
@@ -29,6 +31,14 @@ bool parse_log_level(std::string_view text, LogLevel* out) {
     }
   }
   return false;
+}
+
+void init_logging(LogLevel level) {
+  auto logger = spdlog::stderr_logger_mt("skiff");
+  // Flushed per line: the log is how operators and tests see readiness and drain.
+  logger->flush_on(spdlog::level::trace);
+  spdlog::set_default_logger(std::move(logger));
+  set_log_level(level);
 }
 
 void set_log_level(LogLevel level) { spdlog::set_level(to_spdlog(level)); }

@@ -12,6 +12,8 @@ enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kOff };
 
 // Parses "trace|debug|info|warn|error|off"; returns false on anything else.
 bool parse_log_level(std::string_view text, LogLevel* out);
+// Sends logs to stderr (stdout stays free for command output) at |level|. Call once, early.
+void init_logging(LogLevel level);
 void set_log_level(LogLevel level);
 bool log_enabled(LogLevel level);
 
