@@ -7,8 +7,9 @@
 
 namespace skiff::h2 {
 
-ClientSession::ClientSession(net::Worker& worker, const Limits& limits, Callbacks callbacks)
-    : Session(worker, limits),
+ClientSession::ClientSession(net::Worker& worker, const Limits& limits,
+                             std::unique_ptr<net::Transport> transport, Callbacks callbacks)
+    : Session(worker, limits, std::move(transport)),
       callbacks_(std::move(callbacks)),
       connect_timer_(worker.loop(), [this] {
         close_reason_ = "connect timeout";
@@ -31,7 +32,7 @@ ClientSession::ClientSession(net::Worker& worker, const Limits& limits, Callback
 ClientSession::~ClientSession() = default;
 
 void ClientSession::connect(const net::SocketAddress& address, std::chrono::milliseconds timeout) {
-  int rc = tcp_->connect(address);
+  int rc = transport_->connect(address);
   if (rc != 0) {
     // Report on a later loop turn (C8): the timer fires at once.
     close_reason_ = std::string("connect failed: ") + uv_strerror(rc);
@@ -53,7 +54,7 @@ void ClientSession::on_connect(int status) {
   nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
   nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(limits_.initial_connection_window));
-  tcp_->read_start();
+  transport_->read_start();
   ready_ = true;
   ready_ever_ = true;
   schedule_flush();

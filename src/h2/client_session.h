@@ -39,7 +39,8 @@ class ClientSession final : public Session {
     std::function<void(ClientSession*)> on_capacity;       // a stream slot freed up
   };
 
-  ClientSession(net::Worker& worker, const Limits& limits, Callbacks callbacks);
+  ClientSession(net::Worker& worker, const Limits& limits,
+                std::unique_ptr<net::Transport> transport, Callbacks callbacks);
   ~ClientSession() override;
 
   // Dials |address|; on_ready or (on failure/timeout) the closed callback follows.
@@ -61,7 +62,7 @@ class ClientSession final : public Session {
   // Send GOAWAY and close once idle (drain).
   void shutdown();
 
-  // net::TcpHandler
+  // net::TransportHandler
   void on_connect(int status) override;
 
  protected:

@@ -14,8 +14,9 @@ constexpr uint8_t kDrainPingPayload[8] = {'s', 'k', 'i', 'f', 'f', 'd', 'r', 'n'
 
 }  // namespace
 
-ServerSession::ServerSession(net::Worker& worker, const Limits& limits, CallFactory& factory)
-    : Session(worker, limits), factory_(factory), drain_timer_(worker.loop(), [this] {
+ServerSession::ServerSession(net::Worker& worker, const Limits& limits,
+                             std::unique_ptr<net::Transport> transport, CallFactory& factory)
+    : Session(worker, limits, std::move(transport)), factory_(factory), drain_timer_(worker.loop(), [this] {
         finish_goaway();
       }) {
   nghttp2_session_callbacks* cbs = nullptr;
@@ -38,15 +39,28 @@ ServerSession::~ServerSession() {
 }
 
 bool ServerSession::start(uv_stream_t* server) {
-  if (tcp_->accept_from(server) != 0) return false;
+  if (transport_->accept_from(server) != 0) return false;
+  if (!transport_->connects_after_accept()) begin();
+  return true;
+}
+
+void ServerSession::on_connect(int status) {
+  if (closed()) return;
+  if (status != 0) {
+    close("handshake failed");
+    return;
+  }
+  begin();
+}
+
+void ServerSession::begin() {
   std::vector<nghttp2_settings_entry> settings = make_settings(limits_, /*server=*/true);
   nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
   // Our connection window: the default 64 KiB would throttle every stream together.
   nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(limits_.initial_connection_window));
-  tcp_->read_start();
+  transport_->read_start();
   schedule_flush();
-  return true;
 }
 
 void ServerSession::submit_response(int32_t stream_id, const HeaderList& headers, bool with_body) {

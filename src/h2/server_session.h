@@ -58,11 +58,16 @@ class CallFactory {
 
 class ServerSession final : public Session {
  public:
-  ServerSession(net::Worker& worker, const Limits& limits, CallFactory& factory);
+  ServerSession(net::Worker& worker, const Limits& limits,
+                std::unique_ptr<net::Transport> transport, CallFactory& factory);
   ~ServerSession() override;
 
-  // Accepts the pending connection and starts the session (sends SETTINGS).
+  // Accepts the pending connection and starts the session (sends SETTINGS) — at once, or
+  // once the transport reports on_connect (TLS handshake done).
   bool start(uv_stream_t* server);
+
+  // net::TransportHandler
+  void on_connect(int status) override;
 
   // Responses. |headers| include ":status". Without a body the HEADERS frame ends the stream
   // (a gRPC trailers-only response).
@@ -87,6 +92,7 @@ class ServerSession final : public Session {
                              void* user);
 
   ServerStream* find(int32_t stream_id);
+  void begin();
   void finish_goaway();
 
   CallFactory& factory_;

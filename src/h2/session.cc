@@ -16,8 +16,11 @@ constexpr size_t kWriteHighWater = 256 * 1024;
 
 }  // namespace
 
-Session::Session(net::Worker& worker, const Limits& limits)
-    : worker_(worker), limits_(limits), tcp_(std::make_unique<net::TcpStream>(worker.loop(), this)) {}
+Session::Session(net::Worker& worker, const Limits& limits,
+                 std::unique_ptr<net::Transport> transport)
+    : worker_(worker), limits_(limits), transport_(std::move(transport)) {
+  transport_->set_handler(this);
+}
 
 Session::~Session() {
   worker_.cancel_flush(this);
@@ -65,22 +68,22 @@ void Session::reset_stream(int32_t stream_id, uint32_t error_code) {
 void Session::flush() {
   flush_scheduled_ = false;
   if (closed_) return;
-  while (tcp_->write_backlog() < kWriteHighWater) {
+  while (transport_->write_backlog() < kWriteHighWater) {
     int rv = nghttp2_session_send(ng_);
     if (rv != 0) {
       close(nghttp2_strerror(rv));
       return;
     }
     if (out_.empty()) break;
-    tcp_->write(std::move(out_));
+    transport_->write(std::move(out_));
     out_.clear();
   }
-  if (reading_paused_ && tcp_->write_backlog() < kWriteHighWater) {
+  if (reading_paused_ && transport_->write_backlog() < kWriteHighWater) {
     reading_paused_ = false;
-    tcp_->read_start();
+    transport_->read_start();
   }
   if (nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0 &&
-      tcp_->write_backlog() == 0) {
+      transport_->write_backlog() == 0) {
     close("session finished");
   }
 }
@@ -93,7 +96,7 @@ void Session::close(const char* reason) {
   flush_scheduled_ = false;
   on_session_closed(reason);
   // Destroying the stream closes the socket; queued writes are dropped.
-  tcp_.reset();
+  transport_.reset();
   if (on_closed_) on_closed_(this);
 }
 
@@ -107,14 +110,14 @@ void Session::on_read(const char* data, size_t len) {
     // have queued a GOAWAY; try to send it, then close.
     SKIFF_LOG(kDebug) << "h2 receive error: " << nghttp2_strerror(static_cast<int>(rv));
     nghttp2_session_send(ng_);
-    if (!out_.empty()) tcp_->write(std::move(out_));
+    if (!out_.empty()) transport_->write(std::move(out_));
     out_.clear();
     close(nghttp2_strerror(static_cast<int>(rv)));
     return;
   }
-  if (tcp_->write_backlog() >= kWriteHighWater && !reading_paused_) {
+  if (transport_->write_backlog() >= kWriteHighWater && !reading_paused_) {
     reading_paused_ = true;
-    tcp_->read_stop();
+    transport_->read_stop();
   }
   schedule_flush();
 }
@@ -128,7 +131,7 @@ void Session::on_write_done(int status) {
     close(uv_strerror(status));
     return;
   }
-  if (tcp_->write_backlog() < kWriteHighWater) schedule_flush();
+  if (transport_->write_backlog() < kWriteHighWater) schedule_flush();
 }
 
 ssize_t Session::on_send(nghttp2_session*, const uint8_t* data, size_t len, int, void* user) {

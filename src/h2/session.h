@@ -11,14 +11,15 @@
 
 #include "h2/body.h"
 #include "h2/header.h"
-#include "net/tcp_stream.h"
+#include "net/transport.h"
 #include "net/worker.h"
 
 namespace skiff::h2 {
 
-class Session : public net::TcpHandler, public net::Flushable, public net::Deletable {
+class Session : public net::TransportHandler, public net::Flushable, public net::Deletable {
  public:
-  Session(net::Worker& worker, const Limits& limits);
+  // |transport| is not connected yet (the subclass accepts or dials through it).
+  Session(net::Worker& worker, const Limits& limits, std::unique_ptr<net::Transport> transport);
   ~Session() override;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -27,7 +28,6 @@ class Session : public net::TcpHandler, public net::Flushable, public net::Delet
   // the owner then hands the session to Worker::defer_delete.
   void set_on_closed(std::function<void(Session*)> fn) { on_closed_ = std::move(fn); }
 
-  net::TcpStream& tcp() { return *tcp_; }
   bool closed() const { return closed_; }
   net::Worker& worker() { return worker_; }
 
@@ -45,7 +45,7 @@ class Session : public net::TcpHandler, public net::Flushable, public net::Delet
   // net::Flushable
   void flush() override;
 
-  // net::TcpHandler
+  // net::TransportHandler
   void on_connect(int status) override;
   void on_read(const char* data, size_t len) override;
   void on_read_end(int status) override;
@@ -65,7 +65,7 @@ class Session : public net::TcpHandler, public net::Flushable, public net::Delet
   net::Worker& worker_;
   Limits limits_;
   nghttp2_session* ng_ = nullptr;
-  std::unique_ptr<net::TcpStream> tcp_;
+  std::unique_ptr<net::Transport> transport_;
 
  private:
   static ssize_t on_send(nghttp2_session*, const uint8_t* data, size_t len, int, void* user);

@@ -20,7 +20,7 @@ thread_local std::array<char, kReadBufferSize> read_buffer;
 struct TcpStream::Box {
   uv_tcp_t handle{};
   uv_connect_t connect_req{};
-  TcpHandler* handler = nullptr;  // null once the owner destroyed the TcpStream
+  TransportHandler* handler = nullptr;  // null once the owner destroyed the TcpStream
   size_t backlog = 0;
 };
 
@@ -33,8 +33,7 @@ struct WriteRequest {
 
 }  // namespace
 
-TcpStream::TcpStream(uv_loop_t* loop, TcpHandler* handler) : box_(new Box) {
-  box_->handler = handler;
+TcpStream::TcpStream(uv_loop_t* loop) : box_(new Box) {
   SKIFF_CHECK(uv_tcp_init(loop, &box_->handle) == 0);
   box_->handle.data = box_;
 }
@@ -45,6 +44,8 @@ TcpStream::~TcpStream() {
   // Pending write and connect callbacks run (with UV_ECANCELED) before the close callback.
   uv_close(h, [](uv_handle_t* h) { delete static_cast<Box*>(h->data); });
 }
+
+void TcpStream::set_handler(TransportHandler* handler) { box_->handler = handler; }
 
 int TcpStream::accept_from(uv_stream_t* server) {
   int rc = uv_accept(server, reinterpret_cast<uv_stream_t*>(&box_->handle));

@@ -2,6 +2,7 @@
 #include "server/worker_setup.h"
 
 #include "base/log.h"
+#include "net/tcp_stream.h"
 
 namespace skiff::server {
 
@@ -29,8 +30,9 @@ void WorkerSetup::start() {
 }
 
 void WorkerSetup::on_connection(size_t listener, uv_stream_t* server) {
-  auto session = std::make_unique<h2::ServerSession>(worker_, snapshot_->limits,
-                                                     *factories_[listener]);
+  auto session = std::make_unique<h2::ServerSession>(
+      worker_, snapshot_->limits, std::make_unique<net::TcpStream>(worker_.loop()),
+      *factories_[listener]);
   if (!session->start(server)) return;  // accept failed (peer gone, EMFILE): nothing to undo
   session->set_on_closed([this](h2::Session* closed) {
     auto it = sessions_.find(closed);

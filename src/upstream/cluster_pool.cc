@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "net/tcp_stream.h"
 
 namespace skiff::upstream {
 
@@ -101,7 +102,8 @@ void ClusterPool::dial(Endpoint& endpoint) {
     schedule_service();
   };
   callbacks.on_capacity = [this](h2::ClientSession*) { schedule_service(); };
-  auto session = std::make_unique<h2::ClientSession>(worker_, limits_, std::move(callbacks));
+  auto session = std::make_unique<h2::ClientSession>(
+      worker_, limits_, std::make_unique<net::TcpStream>(worker_.loop()), std::move(callbacks));
   session->set_on_closed(
       [this, &endpoint](h2::Session* s) { on_session_closed(endpoint, s); });
   h2::ClientSession* raw = session.get();
