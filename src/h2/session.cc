@@ -75,8 +75,8 @@ void Session::flush() {
       return;
     }
     if (out_.empty()) break;
-    transport_->write(std::move(out_));
-    out_.clear();
+    transport_->write(out_);
+    out_.clear();  // keeps its capacity: steady state allocates nothing here
   }
   if (reading_paused_ && transport_->write_backlog() < kWriteHighWater) {
     reading_paused_ = false;
@@ -110,7 +110,7 @@ void Session::on_read(const char* data, size_t len) {
     // have queued a GOAWAY; try to send it, then close.
     SKIFF_LOG(kDebug) << "h2 receive error: " << nghttp2_strerror(static_cast<int>(rv));
     nghttp2_session_send(ng_);
-    if (!out_.empty()) transport_->write(std::move(out_));
+    if (!out_.empty()) transport_->write(out_);
     out_.clear();
     close(nghttp2_strerror(static_cast<int>(rv)));
     return;

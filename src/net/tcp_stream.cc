@@ -84,18 +84,18 @@ int TcpStream::read_start() {
 
 void TcpStream::read_stop() { uv_read_stop(reinterpret_cast<uv_stream_t*>(&box_->handle)); }
 
-void TcpStream::write(std::string&& data) {
+void TcpStream::write(std::string_view data) {
   if (data.empty()) return;
   auto* stream = reinterpret_cast<uv_stream_t*>(&box_->handle);
-  size_t offset = 0;
   if (box_->backlog == 0) {
-    uv_buf_t buf = uv_buf_init(data.data(), data.size());
+    // Nothing queued, so order is kept: write what the kernel takes now, copy-free.
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(data.data()), data.size());
     int n = uv_try_write(stream, &buf, 1);
-    if (n > 0) offset = static_cast<size_t>(n);
-    if (offset == data.size()) return;
+    if (n > 0) data.remove_prefix(static_cast<size_t>(n));
+    if (data.empty()) return;
   }
   auto* wr = new WriteRequest;
-  wr->data = offset == 0 ? std::move(data) : data.substr(offset);
+  wr->data.assign(data);
   wr->req.data = box_;
   box_->backlog += wr->data.size();
   uv_buf_t buf = uv_buf_init(wr->data.data(), wr->data.size());

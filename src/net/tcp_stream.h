@@ -27,7 +27,7 @@ class TcpStream final : public Transport {
   int read_start() override;
   void read_stop() override;
   // Written at once as far as the socket takes it (uv_try_write), the rest queued.
-  void write(std::string&& data) override;
+  void write(std::string_view data) override;
   size_t write_backlog() const override;
   std::string peer_address() const override;
 

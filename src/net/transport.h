@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "net/address.h"
 
@@ -34,8 +35,9 @@ class Transport {
   virtual int connect(const SocketAddress& address) = 0;
   virtual int read_start() = 0;
   virtual void read_stop() = 0;
-  // Sends |data| (owned from here on). Errors surface as on_write_done(status < 0).
-  virtual void write(std::string&& data) = 0;
+  // Sends |data|: as much as the peer takes now is written at once, only the rest is copied
+  // and queued. Errors surface as on_write_done(status < 0).
+  virtual void write(std::string_view data) = 0;
   // Bytes accepted by write() and not yet handed to the kernel.
   virtual size_t write_backlog() const = 0;
   virtual std::string peer_address() const = 0;

@@ -58,8 +58,7 @@ constexpr std::array<std::pair<int, int>, 5> kLegalTransitions = {{
 Call::Call(CallContext context, h2::ServerStream& downstream)
     : ctx_(std::move(context)),
       downstream_(&downstream),
-      downstream_id_(downstream.id()),
-      deadline_timer_(ctx_.worker.loop(), [this] { on_deadline(); }) {
+      downstream_id_(downstream.id()) {
   // Request bytes leave the downstream window until the upstream session has taken them.
   request_body_.set_on_drained([this](size_t n) {
     if (downstream_ != nullptr) downstream_->session().consume(downstream_id_, n);
@@ -135,7 +134,8 @@ void Call::start() {
     auto max_budget = std::chrono::duration_cast<std::chrono::nanoseconds>(
         base::TimePoint::max() - now - std::chrono::hours(1));
     deadline_ = now + std::min(*budget, max_budget);
-    deadline_timer_.start(std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - now));
+    deadline_timer_.emplace(ctx_.worker.loop(), [this] { on_deadline(); });
+    deadline_timer_->start(std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - now));
   }
 
   pool_ = ctx_.pools[route_->cluster].get();
@@ -220,7 +220,7 @@ void Call::on_stream_close(uint32_t error_code) {
   // Bytes still buffered here were never forwarded: return their connection-level credit.
   downstream_->session().consume(downstream_id_, request_body_.undrained());
   downstream_ = nullptr;
-  deadline_timer_.stop();
+  stop_deadline();
   cancel_upstream();
   if (state_ != State::kDone) transition_to(State::kDone);
 }
@@ -230,7 +230,7 @@ void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
   if (end_stream) {
     // Trailers-only: forwarded as one HEADERS frame, so it stays a trailers-only response.
     response_complete_ = true;
-    deadline_timer_.stop();
+    stop_deadline();
     transition_to(State::kDone);
     downstream_->session().submit_response(downstream_id_, filter_response(std::move(headers)),
                                            /*with_body=*/false);
@@ -254,7 +254,7 @@ void Call::on_response_data(const uint8_t* data, size_t len) {
 void Call::on_response_trailers(h2::HeaderList trailers) {
   if (state_ != State::kCommitted) return;
   response_complete_ = true;
-  deadline_timer_.stop();
+  stop_deadline();
   transition_to(State::kDone);
   if (trailers.empty()) {
     // The upstream ended its body without trailers: end ours the same way, and the client
@@ -299,7 +299,7 @@ void Call::on_deadline() {
 
 void Call::reply_local(grpc::LocalReply reply) {
   cancel_upstream();
-  deadline_timer_.stop();
+  stop_deadline();
   if (downstream_ == nullptr || state_ >= State::kCommitted) return;
   SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": local reply "
                     << grpc::status_name(reply.code) << ": " << reply.message;
@@ -317,6 +317,10 @@ void Call::abort_committed(StatusCode code, std::string_view message, uint32_t h
   }
   // Mid-message: only a reset says "this response is broken".
   downstream_->session().reset_stream(downstream_id_, h2_error);
+}
+
+void Call::stop_deadline() {
+  if (deadline_timer_) deadline_timer_->stop();
 }
 
 void Call::cancel_upstream() {

@@ -67,6 +67,7 @@ class Call final : public h2::StreamHandler,
   void abort_committed(grpc::StatusCode code, std::string_view message, uint32_t h2_error);
   void on_deadline();
   void cancel_upstream();
+  void stop_deadline();
   h2::HeaderList upstream_request_headers() const;
 
   CallContext ctx_;
@@ -82,7 +83,7 @@ class Call final : public h2::StreamHandler,
   const upstream::EndpointSpec* endpoint_ = nullptr;
 
   std::optional<base::TimePoint> deadline_;
-  net::Timer deadline_timer_;
+  std::optional<net::Timer> deadline_timer_;  // only calls with a deadline pay for a uv timer
 
   h2::Body request_body_;
   h2::Body response_body_;
