@@ -15,6 +15,8 @@
 #include <string_view>
 #include <utility>
 
+#include "base/spiffe.h"
+
 namespace skiff::config {
 namespace {
 
@@ -312,6 +314,97 @@ std::string read_authority(const Value& value) {
   return authority;
 }
 
+bool read_bool(const Value& value) {
+  if (value.node.IsScalar() && !is_quoted(value.node)) {
+    const std::string& text = value.node.Scalar();
+    if (text == "true") return true;
+    if (text == "false") return false;
+  }
+  fail(value, fmt::format("expected true or false, got {}", describe(value.node)));
+}
+
+// A certificate, key or CA file. Only its name is checked here; server/ reads it at startup and
+// on every change, and reports problems at this position.
+FilePath read_file_path(const Value& value) {
+  FilePath file;
+  file.path = read_string(value);
+  file.pos = value.pos;
+  if (file.path.empty()) fail(value, "must not be empty");
+  return file;
+}
+
+// A non-empty list of identity patterns (base/spiffe.h), each checked where it was written.
+std::vector<std::string> read_identity_patterns(const Value& value) {
+  std::vector<std::string> patterns;
+  for (const Value& item : read_list(value)) {
+    std::string pattern = read_string(item);
+    if (auto checked = base::check_identity_pattern(pattern); !checked) {
+      fail(item, checked.error().message);
+    }
+    patterns.push_back(std::move(pattern));
+  }
+  if (patterns.empty()) {
+    fail(value, "at least one identity is required (leave the key out to allow any)");
+  }
+  return patterns;
+}
+
+ListenerTls read_listener_tls(const Value& value) {
+  const MapReader map(value, {"cert", "key", "client_ca", "require_client_cert"});
+  ListenerTls tls;
+  tls.pos = value.pos;
+  tls.cert = read_file_path(map.require("cert"));
+  tls.key = read_file_path(map.require("key"));
+  if (auto ca = map.find("client_ca")) tls.client_ca = read_file_path(*ca);
+  if (auto require = map.find("require_client_cert")) {
+    tls.require_client_cert = read_bool(*require);
+    if (tls.client_ca.path.empty()) {
+      fail(*require, "needs 'client_ca' (the CAs that client certificates are verified against)");
+    }
+  }
+  return tls;
+}
+
+// A DNS name for SNI and certificate checks: letters, digits, '-', '.' and a leading "*." is
+// not allowed (it names one server).
+std::string read_server_name(const Value& value) {
+  std::string name = read_string(value);
+  const bool valid = !name.empty() && name.size() <= 253 && name.front() != '.' &&
+                     name.back() != '.' && std::all_of(name.begin(), name.end(), [](char c) {
+                       return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                              (c >= '0' && c <= '9') || c == '-' || c == '.';
+                     });
+  if (!valid) {
+    fail(value, fmt::format("invalid server name '{}': expected a DNS name such as users.example.com",
+                            name));
+  }
+  return name;
+}
+
+ClusterTls read_cluster_tls(const Value& value) {
+  const MapReader map(value, {"ca", "cert", "key", "server_name", "identities"});
+  ClusterTls tls;
+  tls.pos = value.pos;
+  if (auto ca = map.find("ca")) tls.ca = read_file_path(*ca);
+  auto cert = map.find("cert");
+  auto key = map.find("key");
+  if (cert) tls.cert = read_file_path(*cert);
+  if (key) tls.key = read_file_path(*key);
+  if (cert && !key) fail(*cert, "needs 'key' too (the private key of this client certificate)");
+  if (key && !cert) fail(*key, "needs 'cert' too (the client certificate of this key)");
+  if (auto name = map.find("server_name")) tls.server_name = read_server_name(*name);
+  if (auto identities = map.find("identities")) {
+    tls.identities = read_identity_patterns(*identities);
+  }
+  if (tls.identities.empty() && tls.server_name.empty()) {
+    fail(value,
+         "set 'identities' (the SPIFFE identities a mesh upstream may present) or 'server_name' "
+         "(the DNS name in a non-mesh upstream's certificate); without either, any certificate "
+         "from the CA would be accepted");
+  }
+  return tls;
+}
+
 // A route's cluster reference, checked once every cluster has been read.
 struct ClusterRef {
   std::string name;
@@ -336,7 +429,7 @@ Http2 read_http2(const Value& value) {
 }
 
 Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
-  const MapReader map(value, {"match", "cluster", "timeout"});
+  const MapReader map(value, {"match", "cluster", "timeout", "allow"});
   Route route;
   route.pos = value.pos;
 
@@ -356,13 +449,17 @@ Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
     route.timeout = read_duration(*timeout);
     if (route.timeout->count() == 0) fail(*timeout, "must be greater than 0");
   }
+  if (auto allow = map.find("allow")) {
+    route.allow = read_identity_patterns(*allow);
+    route.allow_pos = allow->pos;
+  }
   return route;
 }
 
 // Reads one listener; |earlier| are the listeners before it, which it must not duplicate.
 Listener read_listener(const Value& value, const std::vector<Listener>& earlier,
                        std::vector<ClusterRef>& cluster_refs) {
-  const MapReader map(value, {"name", "address", "routes"});
+  const MapReader map(value, {"name", "address", "tls", "routes"});
   Listener listener;
   listener.pos = value.pos;
 
@@ -386,9 +483,18 @@ Listener read_listener(const Value& value, const std::vector<Listener>& earlier,
     }
   }
 
+  if (auto tls = map.find("tls")) listener.tls = read_listener_tls(*tls);
+
   const Value routes = map.require("routes");
   for (const Value& route : read_list(routes)) {
     listener.routes.push_back(read_route(route, cluster_refs));
+    const Route& added = listener.routes.back();
+    if (!added.allow.empty() && (!listener.tls || listener.tls->client_ca.path.empty())) {
+      fail(added.allow_pos, fmt::format("{}.routes[{}].allow", value.path,
+                                        listener.routes.size() - 1),
+           "needs a listener with 'tls.client_ca': without client certificates no caller has "
+           "an identity to allow");
+    }
   }
   if (listener.routes.empty()) fail(routes, "at least one route is required");
   return listener;
@@ -397,7 +503,7 @@ Listener read_listener(const Value& value, const std::vector<Listener>& earlier,
 // Reads one cluster; |earlier| are the clusters before it, which it must not duplicate.
 Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
   const MapReader map(value, {"name", "endpoints", "load_balancing", "connect_timeout",
-                              "max_connections_per_endpoint"});
+                              "max_connections_per_endpoint", "tls"});
   Cluster cluster;
   cluster.pos = value.pos;
 
@@ -437,6 +543,7 @@ Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
   if (auto max = map.find("max_connections_per_endpoint")) {
     cluster.max_connections_per_endpoint = static_cast<uint32_t>(read_integer(*max, 1, 1024));
   }
+  if (auto tls = map.find("tls")) cluster.tls = read_cluster_tls(*tls);
   return cluster;
 }
 

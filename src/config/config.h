@@ -46,13 +46,42 @@ struct Route {
   RouteMatch match;
   std::string cluster;
   std::optional<Millis> timeout;  // cap on the call's deadline; none = no cap
+  // Caller identity patterns (base/spiffe.h syntax, checked); empty = any caller.
+  std::vector<std::string> allow;
+  Position allow_pos;
+  Position pos;
+};
+
+// A file named in the config, with where it was named (for errors found when it is loaded).
+struct FilePath {
+  std::string path;  // as written; relative paths are relative to skiff's working directory
+  Position pos;
+};
+
+// TLS termination on a listener.
+struct ListenerTls {
+  FilePath cert;       // PEM certificate chain, leaf first
+  FilePath key;        // PEM private key
+  FilePath client_ca;  // PEM CA bundle; empty path = clients are not asked for certificates
+  bool require_client_cert = true;  // only meaningful with client_ca
   Position pos;
 };
 
 struct Listener {
   std::string name;
   Address address;
+  std::optional<ListenerTls> tls;  // none = plaintext h2c
   std::vector<Route> routes;
+  Position pos;
+};
+
+// TLS origination to a cluster's endpoints.
+struct ClusterTls {
+  FilePath ca;    // empty path = the system trust store
+  FilePath cert;  // our client certificate; empty path = none (then key is empty too)
+  FilePath key;
+  std::string server_name;              // SNI, and the DNS name to verify without identities
+  std::vector<std::string> identities;  // identity patterns the server must match
   Position pos;
 };
 
@@ -64,6 +93,7 @@ struct Cluster {
   LoadBalancing load_balancing = LoadBalancing::kRoundRobin;
   Millis connect_timeout{1000};
   uint32_t max_connections_per_endpoint = 4;  // pool size per worker per endpoint
+  std::optional<ClusterTls> tls;              // none = plaintext h2c
   Position pos;
 };
 

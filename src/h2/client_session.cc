@@ -46,7 +46,10 @@ void ClientSession::on_connect(int status) {
   if (closed()) return;
   connect_timer_.stop();
   if (status != 0) {
-    close_reason_ = std::string("connect failed: ") + uv_strerror(status);
+    // A TLS transport says exactly what failed (alert, chain, identity mismatch).
+    std::string detail = transport_->error_detail();
+    close_reason_ = detail.empty() ? std::string("connect failed: ") + uv_strerror(status)
+                                   : std::move(detail);
     close(close_reason_.c_str());
     return;
   }
@@ -67,9 +70,10 @@ bool ClientSession::has_capacity() const {
                                ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
-int32_t ClientSession::open_stream(const HeaderList& headers, ClientStreamHandler* handler) {
+int32_t ClientSession::open_stream(std::span<const HeaderView> headers,
+                                   ClientStreamHandler* handler) {
   SKIFF_CHECK(has_capacity());  // the pool only hands out sessions with capacity
-  std::vector<nghttp2_nv> nva = to_nv(headers);
+  std::span<const nghttp2_nv> nva = to_nv(headers);
   nghttp2_data_provider provider = data_provider();
   int32_t id = nghttp2_submit_request(ng_, nullptr, nva.data(), nva.size(), &provider, nullptr);
   if (id < 0) return id;
@@ -137,6 +141,7 @@ int ClientSession::on_header(nghttp2_session*, const nghttp2_frame* frame, nghtt
     s.too_large = true;
     return 0;
   }
+  if (s.headers.empty()) s.headers.reserve(16);
   s.headers.push_back(Header{std::string(reinterpret_cast<const char*>(n.base), n.len),
                              std::string(reinterpret_cast<const char*>(v.base), v.len)});
   return 0;

@@ -56,7 +56,7 @@ class ClientSession final : public Session {
 
   // Submits a request; DATA is read from handler->request_body(). Returns the stream id, or a
   // negative nghttp2 error.
-  int32_t open_stream(const HeaderList& headers, ClientStreamHandler* handler);
+  int32_t open_stream(std::span<const HeaderView> headers, ClientStreamHandler* handler);
   // The handler is going away: forget it, and cancel the stream if it is still open.
   void detach(int32_t stream_id);
   // Send GOAWAY and close once idle (drain).

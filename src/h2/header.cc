@@ -10,17 +10,30 @@ std::string_view find_header(const HeaderList& headers, std::string_view name) {
   return {};
 }
 
-std::vector<nghttp2_nv> to_nv(const HeaderList& headers) {
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(headers.size());
-  for (const Header& h : headers) {
-    // nghttp2 copies name and value at submit time (no NO_COPY flags), so |headers| may go.
-    nva.push_back(nghttp2_nv{
-        const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(h.name.data())),
-        const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(h.value.data())), h.name.size(),
-        h.value.size(), NGHTTP2_NV_FLAG_NONE});
-  }
-  return nva;
+namespace {
+
+// Reused by every submit on this thread: building a header block allocates nothing in steady
+// state. nghttp2 copies name and value at submit time (no NO_COPY flags).
+thread_local std::vector<nghttp2_nv> nv_scratch;
+
+nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+  return nghttp2_nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
+                    const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())),
+                    name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+std::span<const nghttp2_nv> to_nv(const HeaderList& headers) {
+  nv_scratch.clear();
+  for (const Header& h : headers) nv_scratch.push_back(make_nv(h.name, h.value));
+  return nv_scratch;
+}
+
+std::span<const nghttp2_nv> to_nv(std::span<const HeaderView> headers) {
+  nv_scratch.clear();
+  for (const HeaderView& h : headers) nv_scratch.push_back(make_nv(h.name, h.value));
+  return nv_scratch;
 }
 
 }  // namespace skiff::h2

@@ -60,12 +60,14 @@ void ServerSession::begin() {
   nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(limits_.initial_connection_window));
   transport_->read_start();
+  begun_ = true;
+  if (draining_) submit_drain();  // drain started during the TLS handshake
   schedule_flush();
 }
 
 void ServerSession::submit_response(int32_t stream_id, const HeaderList& headers, bool with_body) {
   if (closed()) return;
-  std::vector<nghttp2_nv> nva = to_nv(headers);
+  std::span<const nghttp2_nv> nva = to_nv(headers);
   nghttp2_data_provider provider = data_provider();
   int rv = nghttp2_submit_response(ng_, stream_id, nva.data(), nva.size(),
                                    with_body ? &provider : nullptr);
@@ -79,6 +81,11 @@ void ServerSession::submit_response(int32_t stream_id, const HeaderList& headers
 void ServerSession::start_drain() {
   if (draining_ || closed()) return;
   draining_ = true;
+  // Before begin() (TLS handshake running) the SETTINGS frame must still come first.
+  if (begun_) submit_drain();
+}
+
+void ServerSession::submit_drain() {
   nghttp2_submit_shutdown_notice(ng_);
   nghttp2_submit_ping(ng_, NGHTTP2_FLAG_NONE, kDrainPingPayload);
   drain_timer_.start(kDrainPingTimeout);
@@ -136,6 +143,7 @@ int ServerSession::on_header(nghttp2_session*, const nghttp2_frame* frame, nghtt
     stream->headers_too_large_ = true;
     return 0;
   }
+  if (stream->headers_.empty()) stream->headers_.reserve(16);
   stream->headers_.push_back(Header{std::string(reinterpret_cast<const char*>(n.base), n.len),
                                     std::string(reinterpret_cast<const char*>(v.base), v.len)});
   return 0;

@@ -93,10 +93,12 @@ class ServerSession final : public Session {
 
   ServerStream* find(int32_t stream_id);
   void begin();
+  void submit_drain();
   void finish_goaway();
 
   CallFactory& factory_;
   std::unordered_map<int32_t, std::unique_ptr<ServerStream>> streams_;
+  bool begun_ = false;  // SETTINGS submitted (after the TLS handshake, if any)
   bool draining_ = false;
   bool goaway_final_sent_ = false;
   net::Timer drain_timer_;

@@ -165,7 +165,7 @@ ssize_t Session::on_read_data(nghttp2_session* ng, int32_t stream_id, uint8_t*, 
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (body->has_trailers()) {
       HeaderList trailers = body->take_trailers();
-      std::vector<nghttp2_nv> nva = to_nv(trailers);
+      std::span<const nghttp2_nv> nva = to_nv(trailers);
       if (nghttp2_submit_trailer(ng, stream_id, nva.data(), nva.size()) == 0) {
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       }

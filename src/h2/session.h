@@ -29,6 +29,10 @@ class Session : public net::TransportHandler, public net::Flushable, public net:
   void set_on_closed(std::function<void(Session*)> fn) { on_closed_ = std::move(fn); }
 
   bool closed() const { return closed_; }
+  // The peer's verified identity (TLS client certificate's SPIFFE ID); empty if none.
+  std::string_view peer_identity() const {
+    return transport_ ? transport_->peer_identity() : std::string_view();
+  }
   net::Worker& worker() { return worker_; }
 
   // Queue output for this loop turn's flush.

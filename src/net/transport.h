@@ -43,6 +43,12 @@ class Transport {
   virtual std::string peer_address() const = 0;
   // True when the transport reports on_connect for accepted connections too (TLS handshake).
   virtual bool connects_after_accept() const { return false; }
+  // The peer's verified identity (the SPIFFE ID of its TLS client/server certificate), valid
+  // once on_connect(0) was reported; empty when there is none (plain TCP, no certificate).
+  virtual std::string_view peer_identity() const { return {}; }
+  // Why on_connect reported a failure, when the transport knows more than the uv error code
+  // (e.g. "TLS handshake failed: server identity ... does not match ..."); empty otherwise.
+  virtual std::string error_detail() const { return {}; }
 };
 
 }  // namespace skiff::net

@@ -9,11 +9,16 @@
 #include "grpc/method.h"
 #include "grpc/status.h"
 #include "grpc/timeout.h"
+#include "policy/authz.h"
 
 namespace skiff::proxy {
 namespace {
 
 using grpc::StatusCode;
+
+// The caller's verified identity (its TLS client certificate's SPIFFE ID), for the upstream.
+// Only skiff sets it: a copy arriving from downstream is always dropped.
+constexpr std::string_view kPeerIdentityHeader = "x-skiff-peer-identity";
 
 // Connection-specific fields (RFC 9113 §8.2.2) and what skiff rewrites itself are not copied
 // between hops.
@@ -112,6 +117,19 @@ void Call::start() {
                                                         " on listener \"" + ctx_.listener.name +
                                                         "\""});
   }
+  // Authorization: the route's allow list against the connection's verified identity.
+  std::string_view peer = downstream_->session().peer_identity();
+  switch (policy::authorize(route_->allow, peer)) {
+    case policy::AuthzDecision::kAllowed:
+      break;
+    case policy::AuthzDecision::kNoIdentity:
+      return reply_local({StatusCode::kPermissionDenied,
+                          std::string(path) + " requires a verified caller identity (mTLS)"});
+    case policy::AuthzDecision::kNotAllowed:
+      return reply_local({StatusCode::kPermissionDenied,
+                          "caller " + std::string(peer) + " is not allowed to call " +
+                              std::string(path)});
+  }
 
   // Deadline = min(grpc-timeout, route timeout).
   std::optional<std::chrono::nanoseconds> budget;
@@ -148,7 +166,8 @@ void Call::on_upstream_ready(h2::ClientSession* session, const upstream::Endpoin
   waiting_in_pool_ = false;
   if (state_ != State::kWaiting) return;
   endpoint_ = &endpoint;
-  int32_t id = session->open_stream(upstream_request_headers(), this);
+  std::string scratch;
+  int32_t id = session->open_stream(upstream_request_headers(scratch), this);
   if (id < 0) {
     return reply_local({StatusCode::kUnavailable, "cannot open a stream to " + endpoint.name +
                                                       ": " + nghttp2_strerror(id)});
@@ -165,25 +184,30 @@ void Call::on_upstream_failure(std::string reason) {
   reply_local({StatusCode::kUnavailable, std::move(reason)});
 }
 
-h2::HeaderList Call::upstream_request_headers() const {
+std::span<const h2::HeaderView> Call::upstream_request_headers(std::string& scratch) const {
+  // Reused per thread: building the block allocates nothing in steady state.
+  thread_local std::vector<h2::HeaderView> out;
+  out.clear();
   const h2::HeaderList& in = downstream_->request_headers();
-  h2::HeaderList out;
-  out.reserve(in.size() + 2);
   std::string_view authority = h2::find_header(in, ":authority");
   out.push_back({":method", "POST"});
   out.push_back({":scheme", "http"});
-  out.push_back({":authority", std::string(authority.empty() ? endpoint_->name : authority)});
-  out.push_back({":path", std::string(h2::find_header(in, ":path"))});
+  out.push_back({":authority", authority.empty() ? std::string_view(endpoint_->name) : authority});
+  out.push_back({":path", h2::find_header(in, ":path")});
   for (const h2::Header& h : in) {
     if (h.name.empty() || h.name[0] == ':' || is_hop_by_hop(h.name)) continue;
-    out.push_back(h);
+    if (h.name == kPeerIdentityHeader) continue;  // never trusted from downstream
+    out.push_back({h.name, h.value});
+  }
+  if (std::string_view peer = downstream_->session().peer_identity(); !peer.empty()) {
+    out.push_back({kPeerIdentityHeader, peer});
   }
   // Always: some gRPC servers reject requests without it (reliability.md §0.6).
   out.push_back({"te", "trailers"});
   if (deadline_) {
     auto left = *deadline_ - base::SteadyClock::now();
-    out.push_back({"grpc-timeout",
-                   grpc::format_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(left))});
+    scratch = grpc::format_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+    out.push_back({"grpc-timeout", scratch});
   }
   return out;
 }

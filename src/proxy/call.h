@@ -68,7 +68,9 @@ class Call final : public h2::StreamHandler,
   void on_deadline();
   void cancel_upstream();
   void stop_deadline();
-  h2::HeaderList upstream_request_headers() const;
+  // The request's header block for the upstream, as views into the downstream's headers
+  // (|scratch| holds the few values skiff makes itself).
+  std::span<const h2::HeaderView> upstream_request_headers(std::string& scratch) const;
 
   CallContext ctx_;
   h2::ServerStream* downstream_;  // null once the downstream stream closed

@@ -22,6 +22,8 @@ struct Route {
   Match match;
   uint32_t cluster = 0;                              // index into the snapshot's clusters
   std::optional<std::chrono::milliseconds> timeout;  // cap on the call's deadline
+  // Caller identity patterns (policy/authz.h, base/spiffe.h); empty = any caller.
+  std::vector<std::string> allow;
 };
 
 // One table per listener, built once per snapshot and then only read. find() is on the request

@@ -7,12 +7,15 @@
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <thread>
+#include <utility>
 
 #include "base/log.h"
 #include "net/address.h"
 #include "net/listener.h"
 #include "net/worker.h"
+#include "server/cert_watcher.h"
 #include "server/worker_setup.h"
 
 namespace skiff::server {
@@ -63,6 +66,10 @@ class MainLoop {
   }
 
   void run() { uv_run(&loop_, UV_RUN_DEFAULT); }
+  uv_loop_t* loop() { return &loop_; }
+  // Runs once every worker has finished, before the main loop's own handles close (owners of
+  // other main-loop handles close theirs here).
+  void at_finish(std::function<void()> fn) { at_finish_ = std::move(fn); }
 
  private:
   static void on_signal(uv_signal_t* handle, int signum) {
@@ -98,6 +105,7 @@ class MainLoop {
 
   void on_worker_finished() {
     if (finished_count_.load() < workers_.size()) return;
+    if (at_finish_) std::exchange(at_finish_, nullptr)();
     for (uv_handle_t* h :
          {reinterpret_cast<uv_handle_t*>(&finished_async_), reinterpret_cast<uv_handle_t*>(&sigterm_),
           reinterpret_cast<uv_handle_t*>(&sigint_), reinterpret_cast<uv_handle_t*>(&drain_timer_)}) {
@@ -114,12 +122,14 @@ class MainLoop {
   uv_signal_t sigint_{};
   uv_timer_t drain_timer_{};
   std::atomic<size_t> finished_count_{0};
+  std::function<void()> at_finish_;
   bool draining_ = false;
 };
 
 }  // namespace
 
-base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config::Config& config) {
+base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config::Config& config,
+                                                                    const TlsSetup* tls) {
   auto snapshot = std::make_shared<proxy::Snapshot>();
   snapshot->limits = to_limits(config.http2);
   for (const config::Cluster& c : config.clusters) {
@@ -127,6 +137,7 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
     spec.name = c.name;
     spec.connect_timeout = c.connect_timeout;
     spec.max_connections_per_endpoint = c.max_connections_per_endpoint;
+    if (tls != nullptr) spec.tls = tls->clusters[snapshot->clusters.size()];
     for (const config::Address& a : c.endpoints) {
       auto resolved = net::resolve(a.host, a.port);
       if (!resolved) return base::fail(where(config, a.pos) + resolved.error().message);
@@ -147,6 +158,7 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
         if (config.clusters[i].name == r.cluster) route.cluster = static_cast<uint32_t>(i);
       }
       route.timeout = r.timeout;
+      route.allow = r.allow;
       view.routes.add(std::move(route));
     }
     snapshot->listeners.push_back(std::move(view));
@@ -161,7 +173,13 @@ int run(const Options& options) {
     return kExitConfigError;
   }
   const config::Config& config = *loaded;
-  auto snapshot = build_snapshot(config);
+  // Certificates and keys are read and checked before anything else can fail or listen.
+  auto tls = build_tls(config);
+  if (!tls) {
+    std::fprintf(stderr, "%s\n", tls.error().message.c_str());
+    return kExitConfigError;
+  }
+  auto snapshot = build_snapshot(config, &*tls);
   if (!snapshot) {
     std::fprintf(stderr, "%s\n", snapshot.error().message.c_str());
     return kExitConfigError;
@@ -205,15 +223,24 @@ int run(const Options& options) {
   for (uint32_t w = 0; w < n_workers; ++w) workers.push_back(std::make_unique<net::Worker>(w));
   MainLoop main_loop(workers, setups, config.drain_timeout);
   for (uint32_t w = 0; w < n_workers; ++w) {
-    setups.push_back(std::make_unique<WorkerSetup>(*workers[w], *snapshot, fds[w],
+    setups.push_back(std::make_unique<WorkerSetup>(*workers[w], *snapshot, fds[w], tls->listeners,
                                                    [&main_loop] { main_loop.worker_finished(); }));
   }
   for (uint32_t w = 0; w < n_workers; ++w) {
     WorkerSetup* setup = setups[w].get();
     workers[w]->start([setup] { setup->start(); });
   }
+  // Rotated certificates reach new handshakes through the slots; the watcher's handles live on
+  // the main loop and close when the workers have finished.
+  CertWatcher cert_watcher(main_loop.loop(), tls->entries);
+  cert_watcher.start();
+  main_loop.at_finish([&cert_watcher] { cert_watcher.close(); });
   SKIFF_LOG(kInfo) << "skiff " << SKIFF_VERSION << " started with " << n_workers
                    << " worker(s)";
+  for (const TlsEntry& entry : tls->entries) {
+    SKIFF_LOG(kInfo) << entry.name << ": TLS certificate "
+                     << entry.slot->get()->certificate_description();
+  }
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     SKIFF_LOG(kInfo) << "listener \"" << config.listeners[i].name << "\" listening on "
                      << bound[i];

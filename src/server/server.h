@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "config/config.h"
 #include "proxy/snapshot.h"
+#include "server/tls_setup.h"
 
 namespace skiff::server {
 
@@ -25,8 +26,9 @@ constexpr int kExitRuntimeError = 1;
 constexpr int kExitConfigError = 2;
 
 // Turns a validated config into the data-plane snapshot, resolving endpoint names (blocking;
-// main thread). Errors carry "file:line:col: ".
-base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config::Config& config);
+// main thread). Errors carry "file:line:col: ". Clusters with TLS take their slot from |tls|.
+base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config::Config& config,
+                                                                    const TlsSetup* tls = nullptr);
 
 // Runs skiff until drained; returns the process exit code.
 int run(const Options& options);

@@ -3,14 +3,18 @@
 
 #include "base/log.h"
 #include "net/tcp_stream.h"
+#include "tls/tls_transport.h"
 
 namespace skiff::server {
 
 WorkerSetup::WorkerSetup(net::Worker& worker, std::shared_ptr<const proxy::Snapshot> snapshot,
-                         std::vector<int> listen_fds, std::function<void()> on_finished)
+                         std::vector<int> listen_fds,
+                         std::vector<std::shared_ptr<tls::ContextSlot>> listener_tls,
+                         std::function<void()> on_finished)
     : worker_(worker),
       snapshot_(std::move(snapshot)),
       listen_fds_(std::move(listen_fds)),
+      listener_tls_(std::move(listener_tls)),
       on_finished_(std::move(on_finished)) {}
 
 void WorkerSetup::start() {
@@ -30,9 +34,16 @@ void WorkerSetup::start() {
 }
 
 void WorkerSetup::on_connection(size_t listener, uv_stream_t* server) {
-  auto session = std::make_unique<h2::ServerSession>(
-      worker_, snapshot_->limits, std::make_unique<net::TcpStream>(worker_.loop()),
-      *factories_[listener]);
+  // TLS listeners: each handshake uses the slot's current context (rotated certificates apply
+  // to new connections only).
+  std::unique_ptr<net::Transport> transport;
+  if (listener < listener_tls_.size() && listener_tls_[listener]) {
+    transport = std::make_unique<tls::TlsTransport>(worker_.loop(), listener_tls_[listener]->get());
+  } else {
+    transport = std::make_unique<net::TcpStream>(worker_.loop());
+  }
+  auto session = std::make_unique<h2::ServerSession>(worker_, snapshot_->limits,
+                                                     std::move(transport), *factories_[listener]);
   if (!session->start(server)) return;  // accept failed (peer gone, EMFILE): nothing to undo
   session->set_on_closed([this](h2::Session* closed) {
     auto it = sessions_.find(closed);

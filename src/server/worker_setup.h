@@ -11,6 +11,7 @@
 #include "net/listener.h"
 #include "net/worker.h"
 #include "proxy/call.h"
+#include "tls/context.h"
 #include "upstream/cluster_pool.h"
 
 namespace skiff::server {
@@ -19,8 +20,11 @@ class WorkerSetup {
  public:
   // |listen_fds[i]| is this worker's socket for snapshot listener i. |on_finished| runs on the
   // worker thread once drain has completed and every handle is closing.
+  // |listener_tls[i]| is snapshot listener i's TLS context slot, or null for plaintext.
   WorkerSetup(net::Worker& worker, std::shared_ptr<const proxy::Snapshot> snapshot,
-              std::vector<int> listen_fds, std::function<void()> on_finished);
+              std::vector<int> listen_fds,
+              std::vector<std::shared_ptr<tls::ContextSlot>> listener_tls,
+              std::function<void()> on_finished);
 
   // Loop thread only.
   void start();
@@ -36,6 +40,7 @@ class WorkerSetup {
   net::Worker& worker_;
   std::shared_ptr<const proxy::Snapshot> snapshot_;
   std::vector<int> listen_fds_;
+  std::vector<std::shared_ptr<tls::ContextSlot>> listener_tls_;
   std::function<void()> on_finished_;
 
   std::vector<std::unique_ptr<net::Listener>> listeners_;

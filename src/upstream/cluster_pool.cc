@@ -5,6 +5,7 @@
 
 #include "base/log.h"
 #include "net/tcp_stream.h"
+#include "tls/tls_transport.h"
 
 namespace skiff::upstream {
 
@@ -102,8 +103,14 @@ void ClusterPool::dial(Endpoint& endpoint) {
     schedule_service();
   };
   callbacks.on_capacity = [this](h2::ClientSession*) { schedule_service(); };
-  auto session = std::make_unique<h2::ClientSession>(
-      worker_, limits_, std::make_unique<net::TcpStream>(worker_.loop()), std::move(callbacks));
+  std::unique_ptr<net::Transport> transport;
+  if (spec_.tls) {
+    transport = std::make_unique<tls::TlsTransport>(worker_.loop(), spec_.tls->get());
+  } else {
+    transport = std::make_unique<net::TcpStream>(worker_.loop());
+  }
+  auto session = std::make_unique<h2::ClientSession>(worker_, limits_, std::move(transport),
+                                                     std::move(callbacks));
   session->set_on_closed(
       [this, &endpoint](h2::Session* s) { on_session_closed(endpoint, s); });
   h2::ClientSession* raw = session.get();

@@ -14,6 +14,7 @@
 #include "h2/client_session.h"
 #include "net/address.h"
 #include "net/worker.h"
+#include "tls/context.h"
 #include "upstream/load_balancer.h"
 
 namespace skiff::upstream {
@@ -28,6 +29,9 @@ struct ClusterSpec {
   std::vector<EndpointSpec> endpoints;
   std::chrono::milliseconds connect_timeout{1000};
   uint32_t max_connections_per_endpoint = 4;
+  // TLS origination (mTLS between sidecars); null = plaintext h2c. Each new connection takes
+  // the slot's current context, so rotated certificates apply to new connections.
+  std::shared_ptr<tls::ContextSlot> tls;
 };
 
 // Someone waiting for a stream slot (a proxy::Call). Answers come on a later loop turn.
