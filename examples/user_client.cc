@@ -13,6 +13,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
@@ -33,12 +34,23 @@ constexpr int kCodes = 17;  // grpc::StatusCode 0..16
 constexpr int kMaxLoggedErrors = 5;
 
 const char* code_name(int code) {
-  static constexpr std::array<const char*, kCodes> kNames = {
-      "OK",        "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",    "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",       "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static constexpr std::array<const char*, kCodes> kNames = {"OK",
+                                                             "CANCELLED",
+                                                             "UNKNOWN",
+                                                             "INVALID_ARGUMENT",
+                                                             "DEADLINE_EXCEEDED",
+                                                             "NOT_FOUND",
+                                                             "ALREADY_EXISTS",
+                                                             "PERMISSION_DENIED",
+                                                             "RESOURCE_EXHAUSTED",
+                                                             "FAILED_PRECONDITION",
+                                                             "ABORTED",
+                                                             "OUT_OF_RANGE",
+                                                             "UNIMPLEMENTED",
+                                                             "INTERNAL",
+                                                             "UNAVAILABLE",
+                                                             "DATA_LOSS",
+                                                             "UNAUTHENTICATED"};
   return code >= 0 && code < kCodes ? kNames[code] : "?";
 }
 
@@ -127,8 +139,8 @@ class Worker {
     grpc::ClientContext ctx;
     arm(ctx);
     grpc::Status s = stub_->GetUser(&ctx, req, &resp);
-    const bool ok = unknown ? s.error_code() == grpc::StatusCode::NOT_FOUND
-                            : s.ok() && resp.id() == req.id();
+    const bool ok =
+        unknown ? s.error_code() == grpc::StatusCode::NOT_FOUND : s.ok() && resp.id() == req.id();
     record("GetUser", s, ok);
   }
 
@@ -199,6 +211,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   // Only the sigtimedwait below receives SIGINT/SIGTERM: block them before any thread starts.
+  // A shell starts background jobs with SIGINT ignored, and an ignored signal is discarded
+  // rather than left pending, so restore the default disposition first.
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -210,8 +226,8 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::thread> threads;
   for (int i = 0; i < concurrency; ++i) {
-    workers.push_back(std::make_unique<Worker>(i, target, std::chrono::milliseconds(deadline_ms),
-                                               stats, stop));
+    workers.push_back(
+        std::make_unique<Worker>(i, target, std::chrono::milliseconds(deadline_ms), stats, stop));
   }
   std::cerr << "user_client: " << concurrency << " workers -> " << target << ", "
             << (seconds > 0 ? std::to_string(seconds) + " s" : std::string("until Ctrl-C"))

@@ -102,8 +102,9 @@ class UserServiceImpl final : public user::UserService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Chat(grpc::ServerContext*,
-                    grpc::ServerReaderWriter<user::ChatMessage, user::ChatMessage>* stream) override {
+  grpc::Status Chat(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<user::ChatMessage, user::ChatMessage>* stream) override {
     user::ChatMessage in;
     while (stream->Read(&in)) {
       user::ChatMessage out;

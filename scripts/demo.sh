@@ -83,6 +83,7 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 port_in_use() {  # host:port -> true if something accepts connections there
   local host=${1%:*} port=${1##*:}
@@ -99,10 +100,15 @@ check_port_free() {  # host:port what
   fi
 }
 
+# Servers run in their own session, so a Ctrl-C in the terminal reaches only this script and
+# user_client; stop_all then stops skiff (which drains) before user_server, and the client's
+# last calls are not cut by a server shutting down under them. (A background job of a
+# non-interactive shell is not a process group leader, so setsid execs in place and $! is the
+# server's own PID.)
 start() {  # name logfile cmd...
   local name=$1 log=$2
   shift 2
-  "$@" >"$log" 2>&1 &
+  setsid "$@" >"$log" 2>&1 </dev/null &
   PIDS+=($!)
   NAMES+=("$name")
   echo "demo: started $name (pid $!): $*" >&2
@@ -145,12 +151,34 @@ if ((DEMO_SECONDS > 0)); then
 else
   echo "demo: running user_client against skiff at $SKIFF_ADDR; Ctrl-C to stop" >&2
 fi
-# Ctrl-C reaches user_client (it prints its summary and exits); the script then reports and
-# cleans up instead of exiting at once.
-trap 'echo "demo: interrupted" >&2' INT
-rc=0
+# The client runs in the background so that `wait` (unlike a foreground command) returns as
+# soon as a signal arrives. Ctrl-C reaches user_client directly (same process group; it resets
+# SIGINT from the ignored state a background job starts in), which prints its summary and exits;
+# a SIGTERM to this script is passed on to it.
 "$USER_CLIENT" --target "$SKIFF_ADDR" --seconds "$DEMO_SECONDS" \
-  --concurrency "$DEMO_CONCURRENCY" || rc=$?
+  --concurrency "$DEMO_CONCURRENCY" &
+client_pid=$!
+PIDS+=("$client_pid")
+NAMES+=(user_client)
+terminated=0
+trap 'echo "demo: interrupted" >&2' INT
+trap 'terminated=1; kill -TERM "$client_pid" 2>/dev/null || true' TERM
+rc=0
+while :; do
+  wait "$client_pid" && rc=0 || rc=$?
+  # A trapped signal makes `wait` return early (status > 128): wait again while the client
+  # runs; if it has exited meanwhile, one more wait returns its own status.
+  if ((rc > 128)); then
+    if kill -0 "$client_pid" 2>/dev/null; then continue; fi
+    wait "$client_pid" && rc=0 || rc=$?
+  fi
+  break
+done
+unset 'PIDS[-1]' 'NAMES[-1]'
+if ((terminated)); then
+  echo "demo: terminated" >&2
+  exit 143
+fi
 if ((rc == 0)); then
   echo "demo: OK, every call through skiff succeeded (or was an expected NOT_FOUND)" >&2
 else

@@ -1,6 +1,8 @@
 // ServerSession: nghttp2 server callbacks -> ServerStream -> StreamHandler (proxy::Call).
 #include "h2/server_session.h"
 
+#include <algorithm>
+
 #include "base/check.h"
 #include "base/log.h"
 #include "h2/options.h"
@@ -11,14 +13,23 @@ namespace {
 // The drain's second GOAWAY waits one round trip (the PING's ACK), at most this long.
 constexpr std::chrono::milliseconds kDrainPingTimeout{1000};
 constexpr uint8_t kDrainPingPayload[8] = {'s', 'k', 'i', 'f', 'f', 'd', 'r', 'n'};
+// reliability.md §1.3: TLS + preface within 10 s; a connection without streams for 1 h is closed.
+constexpr std::chrono::milliseconds kPrefaceTimeout{10'000};
+constexpr std::chrono::milliseconds kIdleTimeout{3'600'000};
+// Same shape as the rapid-reset limit nghttp2 applies to received RST_STREAMs.
+constexpr double kGlitchBurst = 1000;
+constexpr double kGlitchPerSecond = 33;
 
 }  // namespace
 
 ServerSession::ServerSession(net::Worker& worker, const Limits& limits,
                              std::unique_ptr<net::Transport> transport, CallFactory& factory)
-    : Session(worker, limits, std::move(transport)), factory_(factory), drain_timer_(worker.loop(), [this] {
-        finish_goaway();
-      }) {
+    : Session(worker, limits, std::move(transport)),
+      factory_(factory),
+      drain_timer_(worker.loop(), [this] { finish_goaway(); }),
+      idle_timer_(worker.loop(),
+                  [this] { close(preface_received_ ? "idle timeout" : "preface timeout"); }),
+      glitch_tokens_(kGlitchBurst) {
   nghttp2_session_callbacks* cbs = nullptr;
   SKIFF_CHECK(nghttp2_session_callbacks_new(&cbs) == 0);
   set_common_callbacks(cbs);
@@ -27,6 +38,10 @@ ServerSession::ServerSession(net::Worker& worker, const Limits& limits,
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &ServerSession::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &ServerSession::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &ServerSession::on_stream_close);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs,
+                                                               &ServerSession::on_invalid_frame);
+  nghttp2_session_callbacks_set_on_invalid_header_callback2(cbs,
+                                                            &ServerSession::on_invalid_header);
   nghttp2_option* opt = make_options(/*server=*/true);
   SKIFF_CHECK(nghttp2_session_server_new2(&ng_, cbs, this, opt) == 0);
   nghttp2_option_del(opt);
@@ -40,6 +55,8 @@ ServerSession::~ServerSession() {
 
 bool ServerSession::start(uv_stream_t* server) {
   if (transport_->accept_from(server) != 0) return false;
+  glitch_refilled_ms_ = uv_now(worker_.loop());
+  idle_timer_.start(kPrefaceTimeout);  // covers a TLS handshake too
   if (!transport_->connects_after_accept()) begin();
   return true;
 }
@@ -107,8 +124,39 @@ Body* ServerSession::send_body(int32_t stream_id) {
   return stream->handler_->response_body();
 }
 
+void ServerSession::arm_idle_timer() {
+  if (preface_received_ && streams_.empty()) idle_timer_.start(kIdleTimeout);
+}
+
+void ServerSession::count_glitch() {
+  uint64_t now = uv_now(worker_.loop());
+  glitch_tokens_ = std::min(
+      kGlitchBurst, glitch_tokens_ + (now - glitch_refilled_ms_) * kGlitchPerSecond / 1000.0);
+  glitch_refilled_ms_ = now;
+  glitch_tokens_ -= 1;
+  if (glitch_tokens_ >= 0 || closed()) return;
+  SKIFF_LOG(kInfo) << "closing connection from " << transport_->peer_address()
+                   << ": too many protocol errors";
+  // Sends GOAWAY(ENHANCE_YOUR_CALM); the session then wants nothing more and flush() closes it.
+  nghttp2_session_terminate_session(ng_, NGHTTP2_ENHANCE_YOUR_CALM);
+  schedule_flush();
+}
+
+int ServerSession::on_invalid_frame(nghttp2_session*, const nghttp2_frame*, int, void* user) {
+  static_cast<ServerSession*>(user)->count_glitch();
+  return 0;
+}
+
+int ServerSession::on_invalid_header(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf*,
+                                     nghttp2_rcbuf*, uint8_t, void* user) {
+  static_cast<ServerSession*>(user)->count_glitch();
+  // Reset the stream (PROTOCOL_ERROR), as nghttp2 does without this callback.
+  return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
 void ServerSession::on_session_closed(const char*) {
   drain_timer_.stop();
+  idle_timer_.stop();
   for (auto& [id, stream] : streams_) {
     if (stream->handler_) stream->handler_->on_stream_close(NGHTTP2_CANCEL);
     worker_.defer_delete(std::move(stream));
@@ -126,6 +174,7 @@ int ServerSession::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   int32_t id = frame->hd.stream_id;
   self->streams_.emplace(id, std::make_unique<ServerStream>(*self, id));
+  self->idle_timer_.stop();
   return 0;
 }
 
@@ -155,8 +204,20 @@ int ServerSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
     case NGHTTP2_PING:
       if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && self->draining_) self->finish_goaway();
       return 0;
-    case NGHTTP2_HEADERS:
+    case NGHTTP2_SETTINGS:
+      if (!self->preface_received_) {
+        self->preface_received_ = true;
+        self->idle_timer_.stop();
+        self->arm_idle_timer();
+      }
+      return 0;
     case NGHTTP2_DATA:
+      // An empty DATA frame that doesn't end the stream does nothing but cost us work.
+      if (frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        self->count_glitch();
+      }
+      break;
+    case NGHTTP2_HEADERS:
       break;
     default:
       return 0;
@@ -197,6 +258,7 @@ int ServerSession::on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t
   self->streams_.erase(it);
   if (stream->handler_) stream->handler_->on_stream_close(error_code);
   self->worker_.defer_delete(std::move(stream));
+  self->arm_idle_timer();
   return 0;
 }
 

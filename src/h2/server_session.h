@@ -90,8 +90,19 @@ class ServerSession final : public Session {
                            const uint8_t* data, size_t len, void* user);
   static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code,
                              void* user);
+  static int on_invalid_frame(nghttp2_session*, const nghttp2_frame*, int lib_error, void* user);
+  static int on_invalid_header(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf* name,
+                               nghttp2_rcbuf* value, uint8_t flags, void* user);
 
   ServerStream* find(int32_t stream_id);
+  // Counts a peer misbehaviour that costs us work without being fatal by itself (invalid
+  // frames and headers, empty DATA frames: the stream errors nghttp2 1.52 has no limiter for,
+  // "MadeYouReset", CVE-2019-9518). Past the budget the connection ends with
+  // GOAWAY(ENHANCE_YOUR_CALM).
+  void count_glitch();
+  // Connection timers: until the client's SETTINGS arrive (preface), and while no stream is
+  // open (idle).
+  void arm_idle_timer();
   void begin();
   void submit_drain();
   void finish_goaway();
@@ -101,7 +112,12 @@ class ServerSession final : public Session {
   bool begun_ = false;  // SETTINGS submitted (after the TLS handshake, if any)
   bool draining_ = false;
   bool goaway_final_sent_ = false;
+  bool preface_received_ = false;
   net::Timer drain_timer_;
+  net::Timer idle_timer_;
+  // Glitch budget: a token bucket of kGlitchBurst refilled at kGlitchPerSecond (uv_now ms).
+  double glitch_tokens_;
+  uint64_t glitch_refilled_ms_ = 0;
 };
 
 }  // namespace skiff::h2

@@ -220,21 +220,27 @@ void Call::on_request_data(const uint8_t* data, size_t len) {
   }
   if (!request_framer_.feed(data, len)) {
     downstream_->session().consume(downstream_id_, len);
-    if (state_ < State::kCommitted) {
-      return reply_local({StatusCode::kInternal, "malformed gRPC message framing in request"});
-    }
-    cancel_upstream();
-    downstream_->session().reset_stream(downstream_id_, NGHTTP2_PROTOCOL_ERROR);
-    return;
+    return reject_request_framing("malformed gRPC message framing in request");
   }
   request_body_.append(data, len);
 }
 
 void Call::on_request_end() {
-  if (!request_framer_.at_boundary() && state_ < State::kCommitted) {
-    return reply_local({StatusCode::kInternal, "request ended inside a gRPC message"});
+  // A truncated last message must not reach the upstream as a complete request (some servers
+  // would answer it with OK).
+  if (!request_framer_.at_boundary()) {
+    if (state_ != State::kDone) reject_request_framing("request ended inside a gRPC message");
+    return;
   }
   request_body_.finish();
+}
+
+void Call::reject_request_framing(const char* what) {
+  if (state_ < State::kCommitted) return reply_local({StatusCode::kInternal, what});
+  cancel_upstream();
+  stop_deadline();
+  transition_to(State::kDone);
+  downstream_->session().reset_stream(downstream_id_, NGHTTP2_PROTOCOL_ERROR);
 }
 
 void Call::on_stream_close(uint32_t error_code) {

@@ -66,6 +66,8 @@ class Call final : public h2::StreamHandler,
   // Ends a committed response early with |code| at a message boundary, else resets it.
   void abort_committed(grpc::StatusCode code, std::string_view message, uint32_t h2_error);
   void on_deadline();
+  // The downstream sent broken gRPC framing: INTERNAL before commit, a reset after it.
+  void reject_request_framing(const char* what);
   void cancel_upstream();
   void stop_deadline();
   // The request's header block for the upstream, as views into the downstream's headers

@@ -2,7 +2,10 @@
 // upstream down, deadlines) and how upstream/downstream failures propagate as cancellations.
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <regex>
+#include <stdexcept>
+#include <thread>
 
 #include "harness.h"
 
@@ -37,8 +40,7 @@ TEST(Faults, Outbound_UnroutedService_Unimplemented) {
 
   grpc::ClientContext ctx;
   ctx.set_deadline(in(kCallDeadline));
-  EXPECT_TRUE(
-      has_code(mesh.other_client()->Ping(&ctx, req, &resp), StatusCode::UNIMPLEMENTED));
+  EXPECT_TRUE(has_code(mesh.other_client()->Ping(&ctx, req, &resp), StatusCode::UNIMPLEMENTED));
   // The upstream implements OtherService: a forwarded Ping would have reached it.
   EXPECT_EQ(mesh.upstream().calls("Ping"), 0);
 }
@@ -115,23 +117,57 @@ TEST(Faults, Outbound_UpstreamAbortsMidStream_ClientSeesError) {
   int n = 0;
   while (reader->Read(&resp)) ++n;
   grpc::Status s = reader->Finish();
+  std::cout << "[ info ] upstream aborted its stream: client saw " << describe(s) << " after " << n
+            << " messages" << std::endl;
   EXPECT_LE(n, 5);
   EXPECT_FALSE(s.ok()) << "a truncated stream must never end with OK (" << n << " messages)";
   EXPECT_NE(s.error_code(), StatusCode::DEADLINE_EXCEEDED) << describe(s);
 }
 
-// The upstream process dies (SIGKILL) after response headers and some messages: its
-// connection closes with no trailers and no RST_STREAM.
+// An upstream in its own process, so that it can be SIGKILLed: its connection then closes with
+// no trailers, RST_STREAM or GOAWAY.
+class KillableUpstream {
+ public:
+  KillableUpstream() : process_("skiff_test_upstream", {upstream_binary()}) {
+    static const std::regex kListening(R"(listening on (127\.0\.0\.1:\d+))");
+    std::smatch m;
+    if (!process_.wait_for_stderr(
+            [](const std::string& err) { return std::regex_search(err, kListening); },
+            Millis(10'000))) {
+      ADD_FAILURE() << "skiff_test_upstream did not start";
+      throw std::runtime_error("skiff_test_upstream did not start");
+    }
+    const std::string err = process_.err();
+    std::regex_search(err, m, kListening);
+    address_ = m[1].str();
+  }
+  const std::string& address() const { return address_; }
+  // Waits until the upstream has seen the start of |n| calls.
+  bool wait_for_calls(int n, Millis timeout) const {
+    return process_.wait_for_stderr(
+        [n](const std::string& err) {
+          int seen = 0;
+          for (size_t pos = 0; (pos = err.find("test upstream: call ", pos)) != std::string::npos;
+               ++pos) {
+            ++seen;
+          }
+          return seen >= n;
+        },
+        timeout);
+  }
+  void kill() { process_.kill(); }
+
+ private:
+  Subprocess process_;
+  std::string address_;
+};
+
+// The upstream dies after response headers and some messages: the downstream stream must end
+// with an error (a reset), never with OK, and promptly.
 TEST(Faults, Outbound_UpstreamKilledMidStream_ClientSeesError) {
-  Subprocess upstream("skiff_test_upstream", {upstream_binary()});
-  static const std::regex kListening(R"(listening on (127\.0\.0\.1:\d+))");
-  ASSERT_TRUE(upstream.wait_for_stderr(
-      [](const std::string& err) { return std::regex_search(err, kListening); }, Millis(10'000)));
-  std::smatch m;
-  const std::string err = upstream.err();
-  ASSERT_TRUE(std::regex_search(err, m, kListening));
+  KillableUpstream upstream;
   SkiffConfig cfg;
-  cfg.cluster("backend", {m[1].str()});
+  cfg.cluster("backend", {upstream.address()});
   TestMesh mesh;
   auto client = mesh.skiff(cfg).client();
 
@@ -149,9 +185,39 @@ TEST(Faults, Outbound_UpstreamKilledMidStream_ClientSeesError) {
   const auto killed = Clock::now();
   while (reader->Read(&resp)) ++n;
   grpc::Status s = reader->Finish();
+  std::cout << "[ info ] upstream killed after response headers: client saw " << describe(s)
+            << " after " << n << " messages" << std::endl;
   EXPECT_FALSE(s.ok()) << "a truncated stream must never end with OK (" << n << " messages)";
   EXPECT_NE(s.error_code(), StatusCode::DEADLINE_EXCEEDED)
       << "skiff did not end the downstream stream when its upstream died: " << describe(s);
+  EXPECT_LT(since(killed), Millis(10'000));
+}
+
+// The upstream dies before sending response headers: skiff answers UNAVAILABLE.
+TEST(Faults, Outbound_UpstreamKilledBeforeHeaders_Unavailable) {
+  KillableUpstream upstream;
+  SkiffConfig cfg;
+  cfg.cluster("backend", {upstream.address()});
+  TestMesh mesh;
+  auto client = mesh.skiff(cfg).client();
+
+  grpc::Status status;
+  std::thread call([&] {
+    Request req;
+    req.set_delay_ms(20'000);  // no response headers until then
+    Response resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(in(Millis(30'000)));
+    status = client->Unary(&ctx, req, &resp);
+  });
+  const bool started = upstream.wait_for_calls(1, Millis(10'000));
+  upstream.kill();
+  const auto killed = Clock::now();
+  call.join();
+  std::cout << "[ info ] upstream killed before response headers: client saw " << describe(status)
+            << std::endl;
+  ASSERT_TRUE(started) << "the call never reached the upstream";
+  EXPECT_TRUE(has_code(status, StatusCode::UNAVAILABLE));
   EXPECT_LT(since(killed), Millis(10'000));
 }
 

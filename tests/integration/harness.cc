@@ -132,14 +132,18 @@ SkiffProcess::SkiffProcess(const std::string& yaml, SkiffOptions options) {
       "skiff", std::vector<std::string>{options.binary, "--config", config_path_, "--log-level",
                                         options.log_level});
   process_->set_diagnostics("---- " + config_path_ + " ----\n" + yaml);
-  auto all_listening = [&](const std::string& err) {
+  // The contract puts the readiness lines on stderr (Lifecycle.ReadinessLinesOnStderr checks
+  // that); stdout is accepted here too so one misplaced log sink does not hide every other
+  // result.
+  auto all_listening = [&](const std::string& err, const std::string& out) {
     auto found = parse_listening_lines(err);
+    found.merge(parse_listening_lines(out));
     for (const auto& name : options.listeners) {
       if (!found.contains(name)) return false;
     }
     return true;
   };
-  if (!process_->wait_for_stderr(all_listening, options.ready_timeout)) {
+  if (!process_->wait_for_output(all_listening, options.ready_timeout)) {
     auto status = process_->wait_exit(Millis(0));
     ADD_FAILURE() << "skiff did not report every listener as listening within "
                   << options.ready_timeout.count() << " ms ("
@@ -148,6 +152,7 @@ SkiffProcess::SkiffProcess(const std::string& yaml, SkiffOptions options) {
     throw std::runtime_error("skiff did not become ready");
   }
   listeners_ = parse_listening_lines(process_->err());
+  listeners_.merge(parse_listening_lines(process_->out()));
 }
 
 SkiffProcess::~SkiffProcess() = default;
@@ -225,11 +230,23 @@ std::unique_ptr<skiff::testing::OtherService::Stub> TestMesh::other_client(
 }
 
 std::string describe(const grpc::Status& status) {
-  static constexpr const char* kNames[] = {
-      "OK",           "CANCELLED", "UNKNOWN",           "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-      "NOT_FOUND",    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
-      "UNAVAILABLE",  "DATA_LOSS", "UNAUTHENTICATED"};
+  static constexpr const char* kNames[] = {"OK",
+                                           "CANCELLED",
+                                           "UNKNOWN",
+                                           "INVALID_ARGUMENT",
+                                           "DEADLINE_EXCEEDED",
+                                           "NOT_FOUND",
+                                           "ALREADY_EXISTS",
+                                           "PERMISSION_DENIED",
+                                           "RESOURCE_EXHAUSTED",
+                                           "FAILED_PRECONDITION",
+                                           "ABORTED",
+                                           "OUT_OF_RANGE",
+                                           "UNIMPLEMENTED",
+                                           "INTERNAL",
+                                           "UNAVAILABLE",
+                                           "DATA_LOSS",
+                                           "UNAUTHENTICATED"};
   const int code = static_cast<int>(status.error_code());
   std::string name = code >= 0 && code <= 16 ? kNames[code] : "?";
   if (status.ok() && status.error_message().empty()) return name;
@@ -243,8 +260,8 @@ std::string describe(const grpc::Status& status) {
 
 ::testing::AssertionResult has_code(const grpc::Status& status, grpc::StatusCode code) {
   if (status.error_code() == code) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "expected " << describe(grpc::Status(code, ""))
-                                       << ", got " << describe(status);
+  return ::testing::AssertionFailure()
+         << "expected " << describe(grpc::Status(code, "")) << ", got " << describe(status);
 }
 
 std::vector<std::string> metadata_values(

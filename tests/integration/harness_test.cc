@@ -1,12 +1,12 @@
 // Self-tests of the harness, without skiff: TestServer over a direct channel, the child
 // upstream, Subprocess on /bin/sh, and the config/readiness helpers. If these fail, the
 // skiff tests' verdicts mean nothing.
+#include "harness.h"
+
 #include <gtest/gtest.h>
 
 #include <regex>
 #include <thread>
-
-#include "harness.h"
 
 namespace skiff::it {
 namespace {

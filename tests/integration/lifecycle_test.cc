@@ -1,7 +1,9 @@
 // The skiff process itself: graceful drain on SIGTERM, config errors and --check-config.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <iostream>
+#include <mutex>
 #include <regex>
 #include <thread>
 
@@ -14,6 +16,17 @@ using grpc::StatusCode;
 using skiff::testing::Request;
 using skiff::testing::Response;
 using Clock = std::chrono::steady_clock;
+
+// Tests learn skiff's ports from these lines; the contract puts them on stderr.
+TEST(Lifecycle, ReadinessLinesOnStderr) {
+  TestMesh mesh;
+  mesh.server().skiff();
+  const std::string err = mesh.proxy().process().err();
+  const auto found = parse_listening_lines(err);
+  ASSERT_TRUE(found.contains("outbound"))
+      << "no 'listener \"outbound\" listening on HOST:PORT' line on skiff's stderr";
+  EXPECT_EQ(found.at("outbound"), mesh.proxy().address());
+}
 
 TEST(Lifecycle, Outbound_SigtermWithCallsInFlight_CallsCompleteAndExit0) {
   SkiffConfig cfg;
@@ -61,32 +74,105 @@ TEST(Lifecycle, Outbound_SigtermWithCallsInFlight_CallsCompleteAndExit0) {
   EXPECT_EQ(exit.code(), 0) << exit.to_string();
 }
 
-// A config that is valid except where |bad| says; the line numbers below rely on its layout.
+// The readiness line means signals are handled: SIGTERM at once is a clean, quick exit 0.
+TEST(Lifecycle, SigtermRightAfterReady_Exit0) {
+  for (int i = 0; i < 5; ++i) {
+    TestMesh mesh;
+    mesh.server().skiff();
+    const auto start = Clock::now();
+    ExitStatus exit = mesh.proxy().terminate(Millis(10'000));
+    EXPECT_EQ(exit.code(), 0) << "attempt " << i << ": " << exit.to_string();
+    EXPECT_LT(Clock::now() - start, Millis(5'000)) << "idle skiff should not wait out the drain";
+  }
+}
+
+// Clients keep calling while skiff drains: a call skiff accepted must complete OK; a call it
+// did not accept (sent after the GOAWAY, or after the listener closed) must be refused with
+// UNAVAILABLE. Nothing else, e.g. CANCELLED from a stream cut mid-call, is acceptable.
+TEST(Lifecycle, Outbound_SigtermUnderLoad_CallsEndOkOrUnavailable) {
+  TestMesh mesh;
+  mesh.server().skiff();
+  constexpr int kClients = 4;
+  std::vector<std::unique_ptr<skiff::testing::TestService::Stub>> stubs;
+  for (int i = 0; i < kClients; ++i) stubs.push_back(mesh.client());
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0};
+  std::atomic<int> unavailable{0};
+  std::mutex mu;
+  std::vector<std::string> other;
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      // Keep calling until skiff is gone (or refuses twice in a row), then stop.
+      int refused_in_a_row = 0;
+      while (!stop.load() && refused_in_a_row < 2) {
+        Request req;
+        req.set_payload("load");
+        req.set_delay_ms(c % 2 == 0 ? 0 : 20);
+        Response resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(in(Millis(20'000)));
+        grpc::Status s = stubs[c]->Unary(&ctx, req, &resp);
+        if (s.ok()) {
+          ok.fetch_add(1);
+          refused_in_a_row = 0;
+        } else if (s.error_code() == StatusCode::UNAVAILABLE) {
+          unavailable.fetch_add(1);
+          ++refused_in_a_row;
+        } else {
+          std::lock_guard lock(mu);
+          other.push_back(describe(s));
+          refused_in_a_row = 0;
+        }
+      }
+    });
+  }
+  const bool loaded = mesh.upstream().wait_for_calls(200, Millis(20'000));
+  ExitStatus exit = mesh.proxy().terminate(Millis(20'000));
+  // Once skiff has exited, every client's next call is refused: they all stop on their own.
+  for (auto& t : threads) t.join();
+  stop.store(true);
+  std::cout << "[ info ] under load: " << ok.load() << " OK, " << unavailable.load()
+            << " UNAVAILABLE, " << other.size() << " other; skiff " << exit.to_string()
+            << std::endl;
+  EXPECT_TRUE(loaded);
+  for (const auto& o : other) ADD_FAILURE() << "a call during the drain ended with " << o;
+  // Every call that reached the upstream was accepted by skiff, so it must have completed.
+  EXPECT_EQ(ok.load(), mesh.upstream().calls())
+      << "skiff cut calls it had already forwarded (the client saw UNAVAILABLE)";
+  EXPECT_EQ(exit.code(), 0) << exit.to_string();
+}
+
+// A valid config with two holes. The tests rely on its layout: drain_timeout is on line 2,
+// the route's cluster on line 8.
 std::string config_text(const std::string& drain_timeout, const std::string& cluster) {
-  return "workers: 1\n"                                     // 1
-         "drain_timeout: " + drain_timeout + "\n"           // 2
-         "listeners:\n"                                     // 3
-         "  - name: outbound\n"                             // 4
-         "    address: 127.0.0.1:0\n"                       // 5
-         "    routes:\n"                                    // 6
-         "      - match: {}\n"                              // 7
-         "        cluster: " + cluster + "\n"               // 8
-         "clusters:\n"                                      // 9
-         "  - name: backend\n"                              // 10
-         "    endpoints: [ \"127.0.0.1:1\" ]\n";            // 11
+  std::string text = R"(workers: 1
+drain_timeout: @DRAIN@
+listeners:
+  - name: outbound
+    address: 127.0.0.1:0
+    routes:
+      - match: {}
+        cluster: @CLUSTER@
+clusters:
+  - name: backend
+    endpoints: [ "127.0.0.1:1" ]
+)";
+  text.replace(text.find("@DRAIN@"), 7, drain_timeout);
+  text.replace(text.find("@CLUSTER@"), 9, cluster);
+  return text;
 }
 
 // "file:line:col: message" for |path|; |line| < 0 accepts any line.
-::testing::AssertionResult has_position(const std::string& err, const std::string& path,
-                                        int line) {
+::testing::AssertionResult has_position(const std::string& err, const std::string& path, int line) {
   const std::string line_re = line < 0 ? "\\d+" : std::to_string(line);
   std::string escaped = std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), "\\$&");
   if (std::regex_search(err, std::regex(escaped + ":" + line_re + ":\\d+: \\S"))) {
     return ::testing::AssertionSuccess();
   }
-  return ::testing::AssertionFailure() << "no \"" << path << ":" << (line < 0 ? "N" : line_re)
-                                       << ":COL: message\" on stderr:\n"
-                                       << err;
+  return ::testing::AssertionFailure()
+         << "no \"" << path << ":" << (line < 0 ? "N" : line_re) << ":COL: message\" on stderr:\n"
+         << err;
 }
 
 TEST(Config, BadDuration_Exit2WithPosition) {
@@ -96,7 +182,8 @@ TEST(Config, BadDuration_Exit2WithPosition) {
     std::vector<std::string> args{"--config", path};
     if (check_only) args.push_back("--check-config");
     RunResult r = run_skiff(args);
-    EXPECT_EQ(r.status.code(), 2) << r.status.to_string() << (check_only ? " (--check-config)" : "");
+    EXPECT_EQ(r.status.code(), 2) << r.status.to_string()
+                                  << (check_only ? " (--check-config)" : "");
     EXPECT_TRUE(has_position(r.err, path, 2)) << (check_only ? "(--check-config)" : "");
     EXPECT_EQ(r.err.find("listening on"), std::string::npos) << r.err;
   }

@@ -190,6 +190,13 @@ bool Subprocess::wait_for_stderr(const std::function<bool(const std::string&)>& 
   return done(err_);
 }
 
+bool Subprocess::wait_for_output(
+    const std::function<bool(const std::string&, const std::string&)>& done, Millis timeout) const {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return done(err_, out_) || err_eof_; });
+  return done(err_, out_);
+}
+
 std::optional<ExitStatus> Subprocess::reap(bool block) {
   if (status_) return status_;
   int raw = 0;

@@ -25,7 +25,7 @@ struct ExitStatus {
   bool exited() const;
   int code() const;  // exit code, or -1 if killed by a signal
   bool signaled() const;
-  int signal() const;  // terminating signal, or 0
+  int signal() const;             // terminating signal, or 0
   std::string to_string() const;  // "exit 0", "signal 9 (Killed)"
 };
 
@@ -53,6 +53,9 @@ class Subprocess {
   // Waits until |done|(stderr so far) holds. Returns false on |timeout|, or once the child has
   // closed its stderr (normally: exited) without |done| holding.
   bool wait_for_stderr(const std::function<bool(const std::string&)>& done, Millis timeout) const;
+  // The same over stderr and stdout: |done|(stderr, stdout).
+  bool wait_for_output(const std::function<bool(const std::string&, const std::string&)>& done,
+                       Millis timeout) const;
 
   // Waits up to |timeout| for the child to exit and reaps it; nullopt if it is still running.
   std::optional<ExitStatus> wait_exit(Millis timeout);

@@ -2,6 +2,7 @@
 #include "test_server.h"
 
 #include <algorithm>
+#include <iostream>
 #include <stdexcept>
 #include <thread>
 
@@ -30,7 +31,8 @@ bool pause(ServerContext* ctx, int32_t ms) {
     if (ctx->IsCancelled()) return false;
     const auto now = std::chrono::steady_clock::now();
     if (now >= end) return true;
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(end - now, Millis(2)));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(end - now, Millis(2)));
   }
 }
 
@@ -214,6 +216,7 @@ void TestServer::stop(Millis grace) {
 }
 
 size_t TestServer::begin_call(const std::string& method, ServerContext* ctx) {
+  if (log_calls_) std::cerr << "test upstream: call " << method << std::endl;
   CallRecord record;
   record.method = method;
   for (const auto& [k, v] : ctx->client_metadata()) {

@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -27,11 +28,11 @@ inline constexpr int kMaxMessageBytes = 64 << 20;
 
 // One call as the upstream saw it.
 struct CallRecord {
-  std::string method;                             // "Unary", "ServerStream", ..., "Ping"
+  std::string method;                                // "Unary", "ServerStream", ..., "Ping"
   std::multimap<std::string, std::string> metadata;  // request metadata (-bin values decoded)
-  std::string tag;                                // Request.tag of the first request
-  bool finished = false;                          // the handler has returned
-  bool cancelled = false;  // the call was cancelled by the peer (deadline, RST_STREAM, ...)
+  std::string tag;                                   // Request.tag of the first request
+  bool finished = false;                             // the handler has returned
+  bool cancelled = false;     // the call was cancelled by the peer (deadline, RST_STREAM, ...)
   bool self_aborted = false;  // the server cancelled it itself (abort_after)
 };
 
@@ -50,6 +51,10 @@ class TestServer {
   // Shuts the server down: in-flight calls are cancelled after |grace|, the port is closed.
   // Simulates "upstream down". Idempotent.
   void stop(Millis grace = Millis(0));
+
+  // Log "test upstream: call METHOD" to stderr when a call starts (for the child-process
+  // upstream, whose observations a test can only read from its output).
+  void log_calls(bool on) { log_calls_ = on; }
 
   // Observations. Counts include calls still in progress.
   int calls() const;
@@ -80,6 +85,7 @@ class TestServer {
   std::unique_ptr<Other> other_;
   std::unique_ptr<grpc::Server> server_;
   bool stopped_ = false;
+  std::atomic<bool> log_calls_{false};
 
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;

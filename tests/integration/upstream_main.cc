@@ -1,8 +1,13 @@
 // skiff_test_upstream: a TestServer in its own process, for tests that kill their upstream
-// (SIGKILL closes its sockets without any HTTP/2 goodbye). Logs
-// "test upstream listening on 127.0.0.1:PORT" to stderr, then serves until killed.
+// (SIGKILL closes its sockets without any HTTP/2 goodbye).
+//
+//   skiff_test_upstream [ID]
+//
+// Logs "test upstream listening on 127.0.0.1:PORT" to stderr, then "test upstream: call
+// METHOD" as each call starts, and serves until killed (SIGTERM/SIGINT: exit 0).
 #include <signal.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "test_server.h"
@@ -16,6 +21,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   skiff::it::TestServer server(id);
+  server.log_calls(true);
   std::cerr << "test upstream listening on " << server.address() << std::endl;
   int sig = 0;
   sigwait(&signals, &sig);

@@ -14,6 +14,7 @@
 namespace skiff::it::h2 {
 
 inline constexpr std::string_view kUnaryPath = "/skiff.testing.TestService/Unary";
+inline constexpr std::string_view kBidiPath = "/skiff.testing.TestService/Bidi";
 
 // One worker, one route (TestService -> backend) and the http2 limits the tests probe.
 inline std::string h2_test_config(const std::string& upstream) {

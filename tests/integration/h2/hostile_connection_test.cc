@@ -3,6 +3,8 @@
 // with a GOAWAY where nghttp2 queues one, and keep serving everyone else.
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 #include "h2_fixture.h"
 
 namespace skiff::it::h2 {
@@ -99,6 +101,12 @@ TEST_F(HostileConnection, H2_InvalidFrameGetsGoaway) {
       {"frame over SETTINGS_MAX_FRAME_SIZE",
        frame_bytes(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, std::string(20000, 'a')),
        NGHTTP2_FRAME_SIZE_ERROR},
+      {"SETTINGS with 40 entries (max_settings 32)",
+       settings_frame(std::vector<std::pair<uint16_t, uint32_t>>(
+           40, {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096})),
+       NGHTTP2_ENHANCE_YOUR_CALM},
+      {"connection window over 2^31-1", window_update_frame(0, 0x7fffffff),
+       NGHTTP2_FLOW_CONTROL_ERROR},
       {"CONTINUATION without HEADERS", continuation_frame(1, "", NGHTTP2_FLAG_END_HEADERS),
        NGHTTP2_PROTOCOL_ERROR},
   };
@@ -146,6 +154,65 @@ TEST_F(HostileConnection, H2_TooManyConcurrentStreamsRefused) {
       EXPECT_EQ(f.stream_id, excess) << describe(f);
     }
   }
+}
+
+// 12, before the SETTINGS ACK: the limit is still pending, so nghttp2 refuses only the excess
+// stream (REFUSED_STREAM: "no processing occurred, can be retried") and keeps the connection.
+TEST_F(HostileConnection, H2_StreamsOverUnackedLimitRefused) {
+  RawH2Client client(port());
+  ASSERT_TRUE(client.connected()) << client.error();
+  client.set_auto_ack(false);
+  constexpr int kStreams = 101;
+  std::string burst = std::string(kClientPreface) + settings_frame();
+  for (int i = 0; i < kStreams; ++i) {
+    burst += headers_frame(1 + 2 * i, grpc_request_headers(kUnaryPath), NGHTTP2_FLAG_END_HEADERS);
+  }
+  ASSERT_EQ(client.send(burst), Socket::Io::kOk);
+  const int32_t excess = 1 + 2 * (kStreams - 1);
+  std::optional<Frame> verdict = client.wait_for([&](const Frame& f) {
+    return f.type == NGHTTP2_GOAWAY || (f.type == NGHTTP2_RST_STREAM && f.stream_id == excess);
+  });
+  ASSERT_TRUE(verdict) << "the excess stream was not refused; closed=" << client.closed();
+  ASSERT_EQ(verdict->type, NGHTTP2_RST_STREAM) << describe(*verdict);
+  EXPECT_EQ(verdict->error_code(), NGHTTP2_REFUSED_STREAM) << describe(*verdict);
+  // The first stream still works: finish it and get its answer.
+  ASSERT_EQ(client.send(settings_ack_frame() +
+                        data_frame(1, unary_request_body("first"), NGHTTP2_FLAG_END_STREAM)),
+            Socket::Io::kOk);
+  std::optional<Frame> end = client.wait_for([](const Frame& f) {
+    return f.stream_id == 1 && (f.type == NGHTTP2_RST_STREAM || f.has(NGHTTP2_FLAG_END_STREAM));
+  });
+  ASSERT_TRUE(end) << "stream 1 never ended; closed=" << client.closed();
+  EXPECT_EQ(find_header(end->headers, "grpc-status"), "0") << describe(*end);
+  for (const Frame& f : client.frames()) {
+    if (f.type == NGHTTP2_RST_STREAM) {
+      EXPECT_EQ(f.stream_id, excess) << describe(f);
+    }
+  }
+}
+
+// MadeYouReset (CVE-2025-8671) primitive: a valid call, then a frame that makes skiff itself
+// reset the stream (stream WINDOW_UPDATE overflow -> FLOW_CONTROL_ERROR). The upstream attempt
+// must be cancelled at once, or the reset stream keeps the backend busy outside the limit.
+TEST_F(HostileConnection, H2_ServerResetCancelsUpstream) {
+  RawH2Client client(port());
+  ASSERT_TRUE(client.connected()) << client.error();
+  ASSERT_EQ(client.handshake(), "");
+  skiff::testing::Request slow;
+  slow.set_payload("slow");
+  slow.set_delay_ms(30'000);  // ends early when cancelled
+  ASSERT_EQ(
+      client.send(headers_frame(1, grpc_request_headers(kUnaryPath), NGHTTP2_FLAG_END_HEADERS) +
+                  data_frame(1, grpc_message(slow.SerializeAsString()), NGHTTP2_FLAG_END_STREAM)),
+      Socket::Io::kOk);
+  ASSERT_TRUE(upstream_.wait_for_calls(1, kWaitTimeout)) << "the call never reached upstream";
+  ASSERT_EQ(client.send(window_update_frame(1, 0x7fffffff)), Socket::Io::kOk);
+  std::optional<Frame> reset = client.wait_for([](const Frame& f) { return f.stream_id == 1; });
+  ASSERT_TRUE(reset) << "no answer on stream 1; closed=" << client.closed();
+  EXPECT_EQ(reset->type, NGHTTP2_RST_STREAM) << describe(*reset);
+  EXPECT_EQ(reset->error_code(), NGHTTP2_FLOW_CONTROL_ERROR) << describe(*reset);
+  EXPECT_TRUE(upstream_.wait_for_cancellations(1, kWaitTimeout))
+      << "the upstream attempt outlived the downstream stream";
 }
 
 // 13: CVE-2019-9515. SETTINGS frames from a client that does not read: nghttp2's
@@ -197,6 +264,56 @@ TEST_F(HostileConnection, H2_ContinuationFloodIsClosed) {
         << "a response to an unfinished header block: " << describe(f);
   }
   EXPECT_EQ(upstream_.calls(), 0);
+}
+
+// "MadeYouReset" (CVE-2025-8671): requests that nghttp2 1.52 resets itself (a connection-specific
+// header) cost a stream each and are not counted by its rapid-reset limiter. skiff's glitch
+// budget (burst 1000, 33/s) must end the connection with GOAWAY(ENHANCE_YOUR_CALM).
+TEST_F(HostileConnection, H2_InducedResetFloodGetsEnhanceYourCalm) {
+  RawH2Client client(port());
+  ASSERT_TRUE(client.connected()) << client.error();
+  ASSERT_EQ(client.handshake(), "");
+  HeaderList headers = grpc_request_headers(kUnaryPath);
+  headers.push_back({"te", "gzip"});
+  constexpr int kStreams = 3000;
+  for (int batch = 0; batch < kStreams / 50 && !client.closed(); ++batch) {
+    std::string bytes;
+    for (int i = 0; i < 50; ++i) {
+      bytes += headers_frame(1 + 2 * (batch * 50 + i), headers,
+                             NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM);
+    }
+    if (client.send(bytes) != Socket::Io::kOk) break;
+    // Wait for this batch's resets: unsent resets still count against MAX_CONCURRENT_STREAMS,
+    // and that limit (a different defence) must not be what ends the connection here.
+    int resets = 0;
+    const auto deadline = Clock::now() + kWaitTimeout;
+    while (resets < 50 && !client.closed()) {
+      std::optional<Frame> f = client.next_frame(deadline);
+      if (!f) break;
+      if (f->type == NGHTTP2_RST_STREAM) ++resets;
+    }
+  }
+  EXPECT_TRUE(closes(client));
+  std::optional<Frame> goaway = client.goaway();
+  ASSERT_TRUE(goaway) << "closed without GOAWAY";
+  EXPECT_EQ(goaway->error_code(), NGHTTP2_ENHANCE_YOUR_CALM) << describe(*goaway);
+}
+
+// CVE-2019-9518: empty DATA frames without END_STREAM make the server work for nothing.
+TEST_F(HostileConnection, H2_EmptyDataFloodGetsEnhanceYourCalm) {
+  RawH2Client client(port());
+  ASSERT_TRUE(client.connected()) << client.error();
+  ASSERT_EQ(client.handshake(), "");
+  client.send(headers_frame(1, grpc_request_headers(kBidiPath), NGHTTP2_FLAG_END_HEADERS));
+  std::string empties;
+  for (int i = 0; i < 200; ++i) empties += data_frame(1, "", NGHTTP2_FLAG_NONE);
+  for (int round = 0; round < 25 && !client.closed(); ++round) {
+    if (client.send(empties) != Socket::Io::kOk) break;
+  }
+  EXPECT_TRUE(closes(client));
+  std::optional<Frame> goaway = client.goaway();
+  ASSERT_TRUE(goaway) << "closed without GOAWAY";
+  EXPECT_EQ(goaway->error_code(), NGHTTP2_ENHANCE_YOUR_CALM) << describe(*goaway);
 }
 
 }  // namespace

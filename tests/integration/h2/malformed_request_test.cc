@@ -1,14 +1,17 @@
-// Malformed gRPC requests that no gRPC client would send, over nghttp2's client session through
-// the real skiff: each gets the trailers-only answer of DESIGN.md's error table (or a stream
-// reset), never reaches the upstream, and leaves the connection usable.
+// Malformed gRPC requests that no gRPC client would send, through the real skiff (nghttp2's
+// client session, or raw frames where nghttp2 would fix the input): each gets the trailers-only
+// answer of DESIGN.md's error table or a stream reset, never grpc-status 0, never reaches the
+// upstream when rejected up front, and leaves the connection usable.
 #include <gtest/gtest.h>
+
+#include <functional>
 
 #include "h2_fixture.h"
 
 namespace skiff::it::h2 {
 namespace {
 
-// gRPC status codes (grpc/status.h values) and HTTP/2 error codes used below.
+// gRPC status codes (doc/statuscodes.md) used below.
 constexpr int kOk = 0;
 constexpr int kDeadlineExceeded = 4;
 constexpr int kResourceExhausted = 8;
@@ -45,6 +48,46 @@ HeaderList without(HeaderList headers, const std::string& name) {
     return ::testing::AssertionFailure()
            << "expected :status " << http_status << ", content-type application/grpc, grpc-status "
            << grpc_status << "; got " << r.describe();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// The frame that ends stream |id|: RST_STREAM, or HEADERS/DATA with END_STREAM.
+std::function<bool(const Frame&)> ends_stream(int32_t id) {
+  return [id](const Frame& f) {
+    return f.stream_id == id && (f.type == NGHTTP2_RST_STREAM ||
+                                 ((f.type == NGHTTP2_HEADERS || f.type == NGHTTP2_DATA) &&
+                                  f.has(NGHTTP2_FLAG_END_STREAM)));
+  };
+}
+
+// Every grpc-status that |client| received on stream |id|.
+std::vector<std::string> grpc_statuses(const RawH2Client& client, int32_t id) {
+  std::vector<std::string> out;
+  for (const Frame& f : client.frames()) {
+    if (f.stream_id != id || f.type != NGHTTP2_HEADERS) continue;
+    if (auto s = find_header(f.headers, "grpc-status")) out.push_back(*s);
+  }
+  return out;
+}
+
+// Opens a Bidi call on stream 1 of |client| and waits until its first response message has
+// arrived: from then on the call is committed and skiff may only reset it.
+::testing::AssertionResult open_committed_bidi(RawH2Client& client) {
+  std::string handshake = client.handshake();
+  if (!handshake.empty()) return ::testing::AssertionFailure() << handshake;
+  if (client.send(headers_frame(1, grpc_request_headers(kBidiPath), NGHTTP2_FLAG_END_HEADERS) +
+                  data_frame(1, unary_request_body("first"), NGHTTP2_FLAG_NONE)) !=
+      Socket::Io::kOk) {
+    return ::testing::AssertionFailure() << "send failed";
+  }
+  std::optional<Frame> data = client.wait_for([](const Frame& f) {
+    return f.stream_id == 1 && (f.type == NGHTTP2_DATA || f.type == NGHTTP2_RST_STREAM ||
+                                f.has(NGHTTP2_FLAG_END_STREAM));
+  });
+  if (!data || data->type != NGHTTP2_DATA) {
+    return ::testing::AssertionFailure()
+           << "no first response message: " << (data ? describe(*data) : "timeout");
   }
   return ::testing::AssertionSuccess();
 }
@@ -115,6 +158,15 @@ TEST_F(MalformedRequest, H2_MalformedPathGetsUnimplemented) {
     StreamResult r = client.call(grpc_request_headers(path), unary_request_body("x"));
     EXPECT_TRUE(is_trailers_only(r, kUnimplemented));
   }
+  // No :path at all: nghttp2's messaging check resets the stream before skiff sees it; a
+  // trailers-only 12 would do as well.
+  StreamResult r = client.call(without(grpc_request_headers(kUnaryPath), ":path"));
+  ASSERT_TRUE(r.closed) << client.error() << "; " << r.describe();
+  if (r.reset_code) {
+    EXPECT_EQ(r.reset_code, NGHTTP2_PROTOCOL_ERROR) << r.describe();
+  } else {
+    EXPECT_TRUE(is_trailers_only(r, kUnimplemented));
+  }
   EXPECT_EQ(upstream_.calls(), 0) << "a rejected request reached the upstream";
   EXPECT_TRUE(unary_ok(client, "after-bad-path"));
 }
@@ -135,7 +187,7 @@ TEST_F(MalformedRequest, H2_UnroutedServiceGetsUnimplemented) {
 // 5
 TEST_F(MalformedRequest, H2_MalformedGrpcTimeoutGetsInternal) {
   H2Client client(port());
-  for (const char* timeout : {"abc", "123456789S", "10", "-1S", "1.5S", "S", "10x", " 1S"}) {
+  for (const char* timeout : {"abc", "123456789S", "10", "-1S", "1.5S", "S", "10x", "1 S", "+1S"}) {
     SCOPED_TRACE(timeout);
     StreamResult r = client.call(grpc_request_headers(kUnaryPath, {{"grpc-timeout", timeout}}),
                                  unary_request_body("x"));
@@ -183,6 +235,55 @@ TEST_F(MalformedRequest, H2_BadMessageFlagGetsInternal) {
   ASSERT_TRUE(r.closed) << client.error() << "; " << r.describe();
   EXPECT_TRUE(r.reset_code || r.grpc_status() == kInternal) << r.describe();
   EXPECT_TRUE(unary_ok(client, "after-bad-flag"));
+}
+
+// 6 after commit: response headers and a message are already downstream, so the bad flag can
+// only reset the stream (PROTOCOL_ERROR); above all it must not end with grpc-status 0.
+TEST_F(MalformedRequest, H2_BadMessageFlagAfterCommitIsReset) {
+  RawH2Client client(port());
+  ASSERT_TRUE(client.connected()) << client.error();
+  ASSERT_TRUE(open_committed_bidi(client));
+  ASSERT_EQ(client.send(data_frame(1, grpc_message("bad", 0x07), NGHTTP2_FLAG_END_STREAM)),
+            Socket::Io::kOk);
+  std::optional<Frame> end = client.wait_for(ends_stream(1));
+  ASSERT_TRUE(end) << "stream 1 never ended; closed=" << client.closed();
+  EXPECT_EQ(end->type, NGHTTP2_RST_STREAM) << describe(*end);
+  EXPECT_EQ(end->error_code(), NGHTTP2_PROTOCOL_ERROR) << describe(*end);
+  for (const std::string& status : grpc_statuses(client, 1)) EXPECT_NE(status, "0");
+  EXPECT_TRUE(upstream_.wait_for_finished(1, kWaitTimeout)) << "the upstream call was not ended";
+}
+
+// 7 after commit: a request that ends inside a message must not come back as grpc-status 0.
+TEST_F(MalformedRequest, H2_TruncatedMessageAfterCommitIsNotOk) {
+  RawH2Client client(port());
+  ASSERT_TRUE(client.connected()) << client.error();
+  ASSERT_TRUE(open_committed_bidi(client));
+  const std::string second = unary_request_body("second-message");
+  ASSERT_EQ(
+      client.send(data_frame(1, second.substr(0, second.size() - 3), NGHTTP2_FLAG_END_STREAM)),
+      Socket::Io::kOk);
+  std::optional<Frame> end = client.wait_for(ends_stream(1));
+  ASSERT_TRUE(end) << "stream 1 never ended; closed=" << client.closed();
+  std::vector<std::string> statuses = grpc_statuses(client, 1);
+  for (const std::string& status : statuses) EXPECT_NE(status, "0") << describe(*end);
+  EXPECT_TRUE(end->type == NGHTTP2_RST_STREAM || !statuses.empty()) << describe(*end);
+}
+
+// Request trailers are legal HTTP/2 (gRPC clients send none): skiff drops them, ends the
+// request there, and the call succeeds.
+TEST_F(MalformedRequest, H2_RequestTrailersAreIgnored) {
+  RawH2Client client(port());
+  ASSERT_TRUE(client.connected()) << client.error();
+  ASSERT_EQ(client.handshake(), "");
+  ASSERT_EQ(
+      client.send(headers_frame(1, grpc_request_headers(kUnaryPath), NGHTTP2_FLAG_END_HEADERS) +
+                  data_frame(1, unary_request_body("with-trailers"), NGHTTP2_FLAG_NONE) +
+                  headers_frame(1, {{"x-request-trailer", "1"}},
+                                NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM)),
+      Socket::Io::kOk);
+  std::optional<Frame> end = client.wait_for(ends_stream(1));
+  ASSERT_TRUE(end) << "stream 1 never ended; closed=" << client.closed();
+  EXPECT_EQ(find_header(end->headers, "grpc-status"), "0") << describe(*end);
 }
 
 // 7
@@ -238,12 +339,44 @@ TEST_F(MalformedRequest, H2_TooManyHeadersGetsResourceExhausted) {
   EXPECT_TRUE(unary_ok(client, "after-many-headers"));
 }
 
+// 8, HPACK bomb (CVE-2016-6581): one 4000-byte field in the dynamic table, then thousands of
+// one-byte references to it. Decoded that is ~48 MB; skiff must charge every reference, stop
+// at 60 KiB / 100 fields, answer 8, and keep the connection.
+TEST_F(MalformedRequest, H2_HpackBombGetsResourceExhausted) {
+  RawH2Client client(port());
+  ASSERT_TRUE(client.connected()) << client.error();
+  ASSERT_EQ(client.handshake(), "");
+  std::string block = hpack_literals(grpc_request_headers(kUnaryPath));
+  block += hpack_literal_indexed({"x-bomb", std::string(4000, 'b')});
+  while (block.size() < 16'000) block += hpack_indexed(62);  // the newest dynamic entry
+  ASSERT_EQ(client.send(frame_bytes(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, block) +
+                        data_frame(1, unary_request_body("x"), NGHTTP2_FLAG_END_STREAM)),
+            Socket::Io::kOk);
+  std::optional<Frame> end = client.wait_for(ends_stream(1));
+  ASSERT_TRUE(end) << "stream 1 never ended; closed=" << client.closed();
+  if (end->type == NGHTTP2_HEADERS) {
+    EXPECT_EQ(find_header(end->headers, "grpc-status"), std::to_string(kResourceExhausted))
+        << describe(*end);
+  } else {
+    EXPECT_EQ(end->type, NGHTTP2_RST_STREAM) << describe(*end);
+  }
+  EXPECT_EQ(upstream_.calls(), 0) << "the bomb reached the upstream";
+
+  ASSERT_EQ(
+      client.send(headers_frame(3, grpc_request_headers(kUnaryPath), NGHTTP2_FLAG_END_HEADERS) +
+                  data_frame(3, unary_request_body("after-bomb"), NGHTTP2_FLAG_END_STREAM)),
+      Socket::Io::kOk);
+  std::optional<Frame> next = client.wait_for(ends_stream(3));
+  ASSERT_TRUE(next) << "stream 3 never ended; closed=" << client.closed();
+  EXPECT_EQ(find_header(next->headers, "grpc-status"), "0") << describe(*next);
+}
+
 // 9: RFC 9113 §8.2.2 connection-specific fields -> nghttp2's messaging checks reset the stream.
 TEST_F(MalformedRequest, H2_ConnectionSpecificHeaderIsReset) {
   H2Client client(port());
   for (const Header& bad :
        {Header{"connection", "close"}, Header{"te", "gzip"}, Header{"transfer-encoding", "chunked"},
-        Header{"upgrade", "h2c"}, Header{"keep-alive", "1"}, Header{"X-Upper", "1"}}) {
+        Header{"upgrade", "h2c"}, Header{"keep-alive", "1"}, Header{"proxy-connection", "close"}}) {
     SCOPED_TRACE(bad.name + ": " + bad.value);
     HeaderList headers = grpc_request_headers(kUnaryPath);
     if (bad.name == "te") headers = without(headers, "te");
@@ -256,6 +389,34 @@ TEST_F(MalformedRequest, H2_ConnectionSpecificHeaderIsReset) {
   }
   EXPECT_EQ(upstream_.calls(), 0) << "a malformed request reached the upstream";
   EXPECT_TRUE(unary_ok(client, "after-connection-header"));
+}
+
+// 9, over raw frames: nghttp2's client lower-cases names on submit, so an upper-case name (RFC
+// 9113 §8.2.1 malformed) can only be sent by hand. The same connection then serves a valid call.
+TEST_F(MalformedRequest, H2_UppercaseHeaderNameIsReset) {
+  RawH2Client client(port());
+  ASSERT_TRUE(client.connected()) << client.error();
+  ASSERT_EQ(client.handshake(), "");
+  HeaderList bad = grpc_request_headers(kUnaryPath, {{"X-Upper", "1"}});
+  ASSERT_EQ(client.send(headers_frame(1, bad, NGHTTP2_FLAG_END_HEADERS) +
+                        data_frame(1, unary_request_body("x"), NGHTTP2_FLAG_END_STREAM)),
+            Socket::Io::kOk);
+  std::optional<Frame> reply = client.wait_for([](const Frame& f) { return f.stream_id == 1; });
+  ASSERT_TRUE(reply) << "no answer on stream 1; closed=" << client.closed();
+  EXPECT_EQ(reply->type, NGHTTP2_RST_STREAM) << describe(*reply);
+  EXPECT_EQ(reply->error_code(), NGHTTP2_PROTOCOL_ERROR) << describe(*reply);
+
+  ASSERT_EQ(
+      client.send(headers_frame(3, grpc_request_headers(kUnaryPath), NGHTTP2_FLAG_END_HEADERS) +
+                  data_frame(3, unary_request_body("after-upper"), NGHTTP2_FLAG_END_STREAM)),
+      Socket::Io::kOk);
+  std::optional<Frame> end = client.wait_for([](const Frame& f) {
+    return f.stream_id == 3 && (f.type == NGHTTP2_RST_STREAM ||
+                                (f.type == NGHTTP2_HEADERS && f.has(NGHTTP2_FLAG_END_STREAM)));
+  });
+  ASSERT_TRUE(end) << "no end of stream 3; closed=" << client.closed();
+  EXPECT_EQ(find_header(end->headers, "grpc-status"), "0") << describe(*end);
+  EXPECT_EQ(upstream_.calls(), 1) << "only the valid request reaches the upstream";
 }
 
 }  // namespace

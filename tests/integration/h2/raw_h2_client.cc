@@ -307,6 +307,22 @@ std::string hpack_literals(const HeaderList& headers) {
   return out;
 }
 
+std::string hpack_indexed(size_t index) {
+  std::string out;
+  put_int(out, 0x80, 7, index);
+  return out;
+}
+
+std::string hpack_literal_indexed(const Header& h) {
+  std::string out;
+  put_int(out, 0x40, 6, 0);  // 01 000000: literal with incremental indexing, new name
+  put_int(out, 0x00, 7, h.name.size());
+  out += h.name;
+  put_int(out, 0x00, 7, h.value.size());
+  out += h.value;
+  return out;
+}
+
 std::string settings_frame(const std::vector<std::pair<uint16_t, uint32_t>>& entries) {
   std::string payload;
   for (auto [id, value] : entries) {
@@ -361,12 +377,14 @@ RawH2Client::RawH2Client(int port, int rcvbuf) : socket_(port, rcvbuf) {
 RawH2Client::~RawH2Client() { nghttp2_hd_inflate_del(inflater_); }
 
 Socket::Io RawH2Client::send(std::string_view bytes, Millis timeout, bool drain_input) {
+  if (bytes.starts_with(kClientPreface)) preface_sent_ = true;
   return socket_.write_all(bytes, Clock::now() + timeout, drain_input ? &in_ : nullptr);
 }
 
 std::string RawH2Client::handshake(Millis timeout) {
   const auto deadline = Clock::now() + timeout;
   std::string hello = std::string(kClientPreface) + settings_frame();
+  preface_sent_ = true;
   if (Socket::Io io = socket_.write_all(hello, deadline, &in_); io != Socket::Io::kOk) {
     return "writing the preface: " + std::string(to_string(io)) + " " + socket_.error();
   }
@@ -437,7 +455,7 @@ std::optional<Frame> RawH2Client::next_frame(Clock::time_point deadline) {
     if (socket_.eof()) return std::nullopt;
     if (socket_.read_some(in_, deadline) == Socket::Io::kTimeout) return std::nullopt;
   }
-  if (auto_ack_ && f.type == NGHTTP2_SETTINGS && !f.has(NGHTTP2_FLAG_ACK)) {
+  if (auto_ack_ && preface_sent_ && f.type == NGHTTP2_SETTINGS && !f.has(NGHTTP2_FLAG_ACK)) {
     (void)socket_.write_all(settings_ack_frame(), deadline, &in_);
   }
   frames_.push_back(f);

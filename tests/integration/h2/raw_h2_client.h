@@ -101,6 +101,10 @@ std::string frame_bytes(uint8_t type, uint8_t flags, int32_t stream_id, std::str
 // An HPACK block of literal, never-indexed fields with literal names: it neither reads nor
 // changes the peer's dynamic table, so blocks can be sent in any order or count.
 std::string hpack_literals(const HeaderList& headers);
+// HPACK representations that do use the dynamic table (RFC 7541 §6.1, §6.2.1): an indexed field
+// and a literal with incremental indexing. For table-size abuse such as the HPACK bomb.
+std::string hpack_indexed(size_t index);
+std::string hpack_literal_indexed(const Header& header);
 std::string settings_frame(const std::vector<std::pair<uint16_t, uint32_t>>& entries = {});
 std::string settings_ack_frame();
 std::string headers_frame(int32_t stream_id, const HeaderList& headers, uint8_t flags);
@@ -128,7 +132,8 @@ class RawH2Client {
   std::string handshake(Millis timeout = kWaitTimeout);
 
   // The next frame, or nullopt on timeout / once the connection is closed (see closed()).
-  // Skiff's SETTINGS are ACKed as they arrive unless set_auto_ack(false).
+  // Skiff's SETTINGS are ACKed as they arrive (once the preface has been sent) unless
+  // set_auto_ack(false).
   std::optional<Frame> next_frame(Clock::time_point deadline);
   // Reads until a frame matches |pred| (returned) or |timeout|, or the connection closes.
   std::optional<Frame> wait_for(const std::function<bool(const Frame&)>& pred,
@@ -153,6 +158,7 @@ class RawH2Client {
   std::optional<Frame> pending_headers_;  // HEADERS waiting for its END_HEADERS CONTINUATION
   std::vector<Frame> frames_;
   bool auto_ack_ = true;
+  bool preface_sent_ = false;  // an ACK before the preface would itself be a bad preface
   std::string error_;
 };
 
