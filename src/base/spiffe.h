@@ -1,10 +1,10 @@
 // SPIFFE IDs and identity patterns: the grammar shared by config validation (config/), peer
 // certificate checks (tls/) and authorization (policy/). Pure string functions, std only.
 //
-// A SPIFFE ID is "spiffe://<trust-domain>/<path>" (github.com/spiffe/spiffe, standards/SPIFFE-ID.md):
-// the trust domain is 1..255 of [a-z0-9.-_]; the path is one or more "/segment", each segment
-// 1+ of [a-zA-Z0-9.-_] and not "." or ".."; no query, fragment, port or user info; at most 2048
-// bytes. A workload identity (what an X509-SVID carries) always has a path.
+// A SPIFFE ID is "spiffe://<trust-domain>/<path>" (github.com/spiffe/spiffe,
+// standards/SPIFFE-ID.md): the trust domain is 1..255 of [a-z0-9.-_]; the path is one or more
+// "/segment", each segment 1+ of [a-zA-Z0-9.-_] and not "." or ".."; no query, fragment, port or
+// user info; at most 2048 bytes. A workload identity (what an X509-SVID carries) always has a path.
 //
 // An identity pattern is one of:
 //   spiffe://td/path/to/workload   exactly this identity (byte-for-byte)

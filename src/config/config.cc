@@ -375,8 +375,9 @@ std::string read_server_name(const Value& value) {
                               (c >= '0' && c <= '9') || c == '-' || c == '.';
                      });
   if (!valid) {
-    fail(value, fmt::format("invalid server name '{}': expected a DNS name such as users.example.com",
-                            name));
+    fail(value,
+         fmt::format("invalid server name '{}': expected a DNS name such as users.example.com",
+                     name));
   }
   return name;
 }
@@ -490,8 +491,8 @@ Listener read_listener(const Value& value, const std::vector<Listener>& earlier,
     listener.routes.push_back(read_route(route, cluster_refs));
     const Route& added = listener.routes.back();
     if (!added.allow.empty() && (!listener.tls || listener.tls->client_ca.path.empty())) {
-      fail(added.allow_pos, fmt::format("{}.routes[{}].allow", value.path,
-                                        listener.routes.size() - 1),
+      fail(added.allow_pos,
+           fmt::format("{}.routes[{}].allow", value.path, listener.routes.size() - 1),
            "needs a listener with 'tls.client_ca': without client certificates no caller has "
            "an identity to allow");
     }

@@ -28,10 +28,10 @@ struct Address {
 
 // HTTP/2 limits applied to downstream (server) and upstream (client) sessions.
 struct Http2 {
-  uint32_t max_concurrent_streams = 100;          // per downstream connection
+  uint32_t max_concurrent_streams = 100;  // per downstream connection
   uint32_t initial_stream_window_bytes = 256 * 1024;
   uint32_t initial_connection_window_bytes = 1024 * 1024;
-  uint32_t max_header_list_bytes = 60 * 1024;     // decoded, per request
+  uint32_t max_header_list_bytes = 60 * 1024;  // decoded, per request
   uint32_t max_header_count = 100;
   uint32_t max_frame_bytes = 16 * 1024;
 };
@@ -98,8 +98,8 @@ struct Cluster {
 };
 
 struct Config {
-  std::string source;               // file path (or "<string>")
-  uint32_t workers = 0;             // 0 = auto (one per core)
+  std::string source;    // file path (or "<string>")
+  uint32_t workers = 0;  // 0 = auto (one per core)
   Millis drain_timeout{5000};
   Http2 http2;
   std::vector<Listener> listeners;  // at least one

@@ -48,8 +48,8 @@ void ClientSession::on_connect(int status) {
   if (status != 0) {
     // A TLS transport says exactly what failed (alert, chain, identity mismatch).
     std::string detail = transport_->error_detail();
-    close_reason_ = detail.empty() ? std::string("connect failed: ") + uv_strerror(status)
-                                   : std::move(detail);
+    close_reason_ =
+        detail.empty() ? std::string("connect failed: ") + uv_strerror(status) : std::move(detail);
     close(close_reason_.c_str());
     return;
   }

@@ -12,9 +12,9 @@
 namespace skiff::policy {
 
 enum class AuthzDecision {
-  kAllowed,      // no allow list on the route, or the identity matches one of its patterns
-  kNoIdentity,   // the route has an allow list and the connection has no verified identity
-  kNotAllowed,   // the identity matches none of the patterns
+  kAllowed,     // no allow list on the route, or the identity matches one of its patterns
+  kNoIdentity,  // the route has an allow list and the connection has no verified identity
+  kNotAllowed,  // the identity matches none of the patterns
 };
 
 std::string_view to_string(AuthzDecision decision);

@@ -191,7 +191,7 @@ std::span<const h2::HeaderView> Call::upstream_request_headers(std::string& scra
   const h2::HeaderList& in = downstream_->request_headers();
   std::string_view authority = h2::find_header(in, ":authority");
   out.push_back({":method", "POST"});
-  out.push_back({":scheme", "http"});
+  out.push_back({":scheme", pool_->spec().tls ? "https" : "http"});
   out.push_back({":authority", authority.empty() ? std::string_view(endpoint_->name) : authority});
   out.push_back({":path", h2::find_header(in, ":path")});
   for (const h2::Header& h : in) {

@@ -79,8 +79,9 @@ base::Result<TlsSetup> build_tls(const config::Config& config) {
     entry.cert_where = where(config, c.tls->cert.pos, path + "cert");
     entry.key_where = where(config, c.tls->key.pos, path + "key");
     // Without a 'ca' key the system trust store failed to load: blame the tls map.
-    entry.ca_where = c.tls->ca.path.empty() ? where(config, c.tls->pos, path.substr(0, path.size() - 1))
-                                            : where(config, c.tls->ca.pos, path + "ca");
+    entry.ca_where = c.tls->ca.path.empty()
+                         ? where(config, c.tls->pos, path.substr(0, path.size() - 1))
+                         : where(config, c.tls->ca.pos, path + "ca");
     setup.entries.push_back(std::move(entry));
     cluster_of.push_back(i);
   }

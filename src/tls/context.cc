@@ -46,7 +46,8 @@ std::string openssl_error() {
 
 std::expected<std::string, std::string> read_file(const std::string& path) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) return std::unexpected("cannot read '" + path + "': " + std::strerror(errno));
+  if (file == nullptr)
+    return std::unexpected("cannot read '" + path + "': " + std::strerror(errno));
   std::string text;
   char buffer[16 * 1024];
   size_t n = 0;
@@ -159,15 +160,15 @@ std::string join(const std::vector<std::string>& items) {
 // Chain errors are recorded as they are; at depth 0, after the chain verified, the leaf must be
 // an X509-SVID (listeners with client CAs, clusters with identities) whose identity matches.
 int verify_callback(int preverify_ok, X509_STORE_CTX* store) {
-  auto* ssl = static_cast<SSL*>(
-      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* ssl =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   const auto* context = static_cast<const TlsContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   const char* whose = context->is_server() ? "client" : "server";
   const int depth = X509_STORE_CTX_get_error_depth(store);
   if (!preverify_ok) {
     const int error = X509_STORE_CTX_get_error(store);
-    note_failure(ssl, std::string(whose) + " certificate rejected: " +
-                          X509_verify_cert_error_string(error) +
+    note_failure(ssl, std::string(whose) +
+                          " certificate rejected: " + X509_verify_cert_error_string(error) +
                           (depth > 0 ? " (chain depth " + std::to_string(depth) + ")" : ""));
     return 0;
   }

@@ -21,8 +21,8 @@ struct GeneralNamesFree {
 
 std::vector<std::string> uri_sans(X509* cert) {
   std::vector<std::string> uris;
-  std::unique_ptr<GENERAL_NAMES, GeneralNamesFree> names(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  std::unique_ptr<GENERAL_NAMES, GeneralNamesFree> names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
   if (!names) return uris;
   for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
@@ -40,7 +40,8 @@ base::Result<std::string> svid_identity(X509* leaf) {
   // X509_get_extension_flags also computes the cached extension data on first use.
   const uint32_t flags = X509_get_extension_flags(leaf);
   if (flags & EXFLAG_INVALID) return base::fail("the certificate has invalid extensions");
-  if (flags & EXFLAG_CA) return base::fail("the leaf certificate is a CA (basicConstraints CA:TRUE)");
+  if (flags & EXFLAG_CA)
+    return base::fail("the leaf certificate is a CA (basicConstraints CA:TRUE)");
   if ((flags & EXFLAG_KUSAGE) && (X509_get_key_usage(leaf) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN))) {
     return base::fail("the leaf certificate's keyUsage allows keyCertSign or cRLSign");
   }

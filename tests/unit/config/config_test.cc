@@ -203,9 +203,34 @@ TEST(ConfigLoad, ExampleConfigsLoad) {
     EXPECT_EQ(config->clusters[0].name, "users");
     ASSERT_EQ(config->clusters[0].endpoints.size(), 1u);
     EXPECT_EQ(config->clusters[0].endpoints[0].host, "127.0.0.1");
-    EXPECT_EQ(config->clusters[0].endpoints[0].port, 50051);
   }
-  EXPECT_EQ(load_file(std::string(SKIFF_SOURCE_DIR) + "/config/demo.yaml")->workers, 1u);
+  const auto skiff = load_file(std::string(SKIFF_SOURCE_DIR) + "/config/skiff.yaml");
+  EXPECT_EQ(skiff->clusters[0].endpoints[0].port, 50051);
+  EXPECT_FALSE(skiff->clusters[0].tls);
+  // The demo's frontend sidecar calls the users sidecar over mTLS.
+  const auto demo = load_file(std::string(SKIFF_SOURCE_DIR) + "/config/demo.yaml");
+  EXPECT_EQ(demo->workers, 1u);
+  EXPECT_EQ(demo->clusters[0].endpoints[0].port, 15443);
+  ASSERT_TRUE(demo->clusters[0].tls);
+  EXPECT_EQ(demo->clusters[0].tls->cert.path, "certs/dev/frontend.crt");
+  EXPECT_EQ(demo->clusters[0].tls->identities,
+            std::vector<std::string>{"spiffe://mesh.local/ns/default/sa/users"});
+}
+
+TEST(ConfigLoad, DemoUsersSidecarConfigLoads) {
+  const auto users = load_file(std::string(SKIFF_SOURCE_DIR) + "/config/demo-users.yaml");
+  ASSERT_TRUE(users) << users.error().to_string();
+  ASSERT_EQ(users->listeners.size(), 1u);
+  const Listener& inbound = users->listeners[0];
+  EXPECT_EQ(inbound.name, "inbound");
+  EXPECT_EQ(inbound.address.port, 15443);
+  ASSERT_TRUE(inbound.tls);
+  EXPECT_EQ(inbound.tls->client_ca.path, "certs/dev/ca.crt");
+  EXPECT_TRUE(inbound.tls->require_client_cert);
+  ASSERT_EQ(inbound.routes.size(), 1u);
+  EXPECT_EQ(inbound.routes[0].allow,
+            std::vector<std::string>{"spiffe://mesh.local/ns/default/sa/frontend"});
+  EXPECT_EQ(users->clusters[0].endpoints[0].port, 50051);
 }
 
 TEST(ConfigError, UnreadableFile) {
@@ -234,7 +259,7 @@ TEST(ConfigError, UnknownKeySuggestsTheClosestOne) {
     adress: 127.0.0.1:15001
 )"),
             "test.yaml:3:5: listeners[0]: unknown key 'adress' (did you mean 'address'?); "
-            "allowed keys: name, address, routes");
+            "allowed keys: name, address, tls, routes");
 }
 
 TEST(ConfigError, UnknownKeyInMatch) {
