@@ -2,8 +2,9 @@
 //
 //   user_server --listen 127.0.0.1:50051
 //
-// Logs "user_server listening on ADDR" to stderr when ready; SIGINT/SIGTERM shut it down
-// gracefully (in-flight calls get up to 2 s).
+// Logs "user_server listening on ADDR" to stderr when ready, and each caller identity the first
+// time it calls: the SPIFFE ID its skiff verified (mTLS) and passed in x-skiff-peer-identity.
+// SIGINT/SIGTERM shut it down gracefully (in-flight calls get up to 2 s).
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
@@ -14,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "user.grpc.pb.h"
@@ -76,18 +78,48 @@ class UserStore {
   size_t seed_count_ = 0;
 };
 
+// The caller's identity as verified by the sidecar in front of this server: skiff sets the
+// header from the client certificate of the mTLS connection and removes any copy the caller
+// sent, so the app can trust it when it only listens for its own skiff.
+constexpr const char* kPeerIdentityHeader = "x-skiff-peer-identity";
+
+class CallerLog {
+ public:
+  // Prints each distinct caller once.
+  void note(const grpc::ServerContext* ctx) {
+    std::string caller;
+    auto [begin, end] = ctx->client_metadata().equal_range(kPeerIdentityHeader);
+    for (auto it = begin; it != end; ++it) caller.assign(it->second.data(), it->second.size());
+    std::lock_guard lock(mu_);
+    if (!seen_.insert(caller).second) return;
+    if (caller.empty()) {
+      std::cerr << "user_server: call without a verified caller identity (no "
+                << kPeerIdentityHeader << " header)" << std::endl;
+    } else {
+      std::cerr << "user_server: call from verified caller " << caller << " ("
+                << kPeerIdentityHeader << ")" << std::endl;
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> seen_;
+};
+
 class UserServiceImpl final : public user::UserService::Service {
  public:
-  grpc::Status GetUser(grpc::ServerContext*, const user::GetUserRequest* req,
+  grpc::Status GetUser(grpc::ServerContext* ctx, const user::GetUserRequest* req,
                        user::User* resp) override {
+    callers_.note(ctx);
     if (!store_.get(req->id(), resp)) {
       return {grpc::StatusCode::NOT_FOUND, "no user with id " + std::to_string(req->id())};
     }
     return grpc::Status::OK;
   }
 
-  grpc::Status CreateUser(grpc::ServerContext*, const user::CreateUserRequest* req,
+  grpc::Status CreateUser(grpc::ServerContext* ctx, const user::CreateUserRequest* req,
                           user::User* resp) override {
+    callers_.note(ctx);
     if (req->name().empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "name is required"};
     *resp = store_.add(req->name(), req->email());
     return grpc::Status::OK;
@@ -95,6 +127,7 @@ class UserServiceImpl final : public user::UserService::Service {
 
   grpc::Status ListUsers(grpc::ServerContext* ctx, const user::ListUsersRequest* req,
                          grpc::ServerWriter<user::User>* writer) override {
+    callers_.note(ctx);
     for (const auto& u : store_.list(req->after_id(), req->limit())) {
       if (ctx->IsCancelled()) return {grpc::StatusCode::CANCELLED, "cancelled"};
       if (!writer->Write(u)) break;
@@ -103,8 +136,9 @@ class UserServiceImpl final : public user::UserService::Service {
   }
 
   grpc::Status Chat(
-      grpc::ServerContext*,
+      grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<user::ChatMessage, user::ChatMessage>* stream) override {
+    callers_.note(ctx);
     user::ChatMessage in;
     while (stream->Read(&in)) {
       user::ChatMessage out;
@@ -120,6 +154,7 @@ class UserServiceImpl final : public user::UserService::Service {
 
  private:
   UserStore store_;
+  CallerLog callers_;
 };
 
 }  // namespace

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# `make demo`: user_server <- skiff <- user_client on loopback.
+# `make demo`: two sidecars with mTLS between them, on loopback.
 #
-#   user_client --> 127.0.0.1:15001 (skiff, config/demo.yaml) --> 127.0.0.1:50051 (user_server)
+#   user_client --h2c--> 127.0.0.1:15001 skiff "frontend" (config/demo.yaml)
+#               --mTLS--> 127.0.0.1:15443 skiff "users" (config/demo-users.yaml)
+#               --h2c--> 127.0.0.1:50051 user_server
+#
+# The frontend's skiff presents spiffe://mesh.local/ns/default/sa/frontend and accepts only a
+# server that is .../sa/users; the users' skiff allows only the frontend and passes its verified
+# identity to user_server in x-skiff-peer-identity, which user_server prints. Development
+# certificates come from certs/gen-dev-certs.sh (into certs/dev/, created when missing).
 #
 # Environment:
 #   BUILD_DIR         build tree with skiff and examples/ (default: build)
 #   DEMO_SECONDS      how long the client runs; 0 or unset = until Ctrl-C
 #   DEMO_CONCURRENCY  client workers (default 4)
-#   DEMO_CONFIG       skiff config (default config/demo.yaml)
+#   DEMO_CONFIG       the frontend skiff's config (default config/demo.yaml)
+#   DEMO_USERS_CONFIG the users skiff's config (default config/demo-users.yaml)
 #   DEMO_LOG_DIR      where skiff's and user_server's logs go (default: a new /tmp/skiff-demo.*)
 #
 # Every process this script starts is stopped by PID when it exits, however it exits.
@@ -18,8 +26,11 @@ BUILD_DIR=${BUILD_DIR:-build}
 DEMO_SECONDS=${DEMO_SECONDS:-0}
 DEMO_CONCURRENCY=${DEMO_CONCURRENCY:-4}
 DEMO_CONFIG=${DEMO_CONFIG:-config/demo.yaml}
+DEMO_USERS_CONFIG=${DEMO_USERS_CONFIG:-config/demo-users.yaml}
 SERVER_ADDR=127.0.0.1:50051
 SKIFF_ADDR=127.0.0.1:15001
+USERS_SKIFF_ADDR=127.0.0.1:15443
+CERT_DIR=certs/dev
 READY_TIMEOUT_S=10
 
 die() {
@@ -44,6 +55,7 @@ SKIFF=$(find_binary skiff "$BUILD_DIR/src/skiff" "$BUILD_DIR/skiff")
 USER_SERVER=$(find_binary user_server "$BUILD_DIR/examples/user_server")
 USER_CLIENT=$(find_binary user_client "$BUILD_DIR/examples/user_client")
 [[ -f $DEMO_CONFIG ]] || die "config $DEMO_CONFIG not found"
+[[ -f $DEMO_USERS_CONFIG ]] || die "config $DEMO_USERS_CONFIG not found"
 
 LOG_DIR=${DEMO_LOG_DIR:-$(mktemp -d /tmp/skiff-demo.XXXXXX)}
 mkdir -p "$LOG_DIR"
@@ -136,15 +148,36 @@ wait_for_line() {  # name pid log pattern timeout_s
 }
 
 check_port_free "$SERVER_ADDR" user_server
-check_port_free "$SKIFF_ADDR" skiff
+check_port_free "$USERS_SKIFF_ADDR" "skiff (users)"
+check_port_free "$SKIFF_ADDR" "skiff (frontend)"
+
+# Development CA and SPIFFE certificates for both sidecars (kept across runs).
+if [[ ! -s $CERT_DIR/ca.crt || ! -s $CERT_DIR/frontend.crt || ! -s $CERT_DIR/users.crt ]]; then
+  bash certs/gen-dev-certs.sh "$CERT_DIR" frontend users
+fi
 
 start user_server "$LOG_DIR/user_server.log" "$USER_SERVER" --listen "$SERVER_ADDR"
 wait_for_line user_server "${PIDS[-1]}" "$LOG_DIR/user_server.log" "listening on" "$READY_TIMEOUT_S"
 
+start skiff-users "$LOG_DIR/skiff-users.log" "$SKIFF" --config "$DEMO_USERS_CONFIG"
+wait_for_line skiff-users "${PIDS[-1]}" "$LOG_DIR/skiff-users.log" \
+  'listener "inbound" listening on' "$READY_TIMEOUT_S"
+grep -E -- 'listening on|TLS certificate' "$LOG_DIR/skiff-users.log" |
+  sed 's/^/demo: skiff (users): /' >&2
+
 start skiff "$LOG_DIR/skiff.log" "$SKIFF" --config "$DEMO_CONFIG"
 wait_for_line skiff "${PIDS[-1]}" "$LOG_DIR/skiff.log" 'listener "outbound" listening on' \
   "$READY_TIMEOUT_S"
-grep -- 'listening on' "$LOG_DIR/skiff.log" | sed 's/^/demo: skiff: /' >&2
+grep -E -- 'listening on|TLS certificate' "$LOG_DIR/skiff.log" |
+  sed 's/^/demo: skiff (frontend): /' >&2
+
+# Shows, as soon as user_server logs it, which verified caller identity reached it.
+(
+  until grep -q -- 'verified caller' "$LOG_DIR/user_server.log" 2>/dev/null; do sleep 0.2; done
+  grep -- 'verified caller' "$LOG_DIR/user_server.log" | head -1 | sed 's/^/demo: /' >&2
+) &
+PIDS+=($!)
+NAMES+=(identity-watch)
 
 if ((DEMO_SECONDS > 0)); then
   echo "demo: running user_client for ${DEMO_SECONDS}s against skiff at $SKIFF_ADDR" >&2

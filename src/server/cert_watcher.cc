@@ -1,4 +1,4 @@
-// CertWatcher: uv_fs_poll per file -> settle timer -> rebuild -> ContextSlot::set.
+// CertWatcher: stat poll -> settle timer -> rebuild -> ContextSlot::set.
 #include "server/cert_watcher.h"
 
 #include "base/check.h"
@@ -6,86 +6,72 @@
 
 namespace skiff::server {
 
-struct CertWatcher::Poll {
-  uv_fs_poll_t handle{};
-  CertWatcher* owner = nullptr;  // null once the watcher closed it
-  std::string file;
-};
-
-struct CertWatcher::Settle {
+struct CertWatcher::TimerBox {
   uv_timer_t handle{};
-  CertWatcher* owner = nullptr;
+  CertWatcher* owner = nullptr;  // null once the watcher closed it
 };
 
 CertWatcher::CertWatcher(uv_loop_t* loop, std::vector<TlsEntry>& entries)
-    : loop_(loop), entries_(entries) {}
+    : loop_(loop), entries_(entries) {
+  for (const TlsEntry& entry : entries_) {
+    for (const auto& [file, stamp] : entry.stamps) current_.emplace(file, stamp);
+  }
+}
 
 CertWatcher::~CertWatcher() {
-  // The handles must have been closed while the loop ran (C6).
-  SKIFF_CHECK(closed_ || (polls_.empty() && settle_ == nullptr));
+  // The timers must have been closed while the loop ran (C6).
+  SKIFF_CHECK(closed_ || poll_timer_ == nullptr);
 }
 
 void CertWatcher::start() {
-  std::set<std::string> files;
-  for (const TlsEntry& entry : entries_) {
-    for (const std::string& f : entry.files()) files.insert(f);
+  if (current_.empty()) return;
+  for (TimerBox** box : {&poll_timer_, &settle_timer_}) {
+    *box = new TimerBox;
+    (*box)->owner = this;
+    SKIFF_CHECK(uv_timer_init(loop_, &(*box)->handle) == 0);
+    (*box)->handle.data = *box;
   }
-  if (files.empty()) return;
-  settle_ = new Settle;
-  settle_->owner = this;
-  SKIFF_CHECK(uv_timer_init(loop_, &settle_->handle) == 0);
-  settle_->handle.data = settle_;
-  for (const std::string& file : files) {
-    auto* poll = new Poll;
-    poll->owner = this;
-    poll->file = file;
-    SKIFF_CHECK(uv_fs_poll_init(loop_, &poll->handle) == 0);
-    poll->handle.data = poll;
-    int rc = uv_fs_poll_start(
-        &poll->handle,
-        [](uv_fs_poll_t* h, int status, const uv_stat_t*, const uv_stat_t*) {
-          auto* p = static_cast<Poll*>(h->data);
-          if (p->owner != nullptr) p->owner->on_change(p->file, status);
-        },
-        file.c_str(), static_cast<unsigned int>(kPollInterval.count()));
-    if (rc != 0) {
-      SKIFF_LOG(kWarn) << "cannot watch " << file << " for changes: " << uv_strerror(rc);
-    }
-    polls_.push_back(poll);
-  }
-  SKIFF_LOG(kDebug) << "watching " << files.size() << " TLS file(s) for changes";
+  const auto interval = static_cast<uint64_t>(kPollInterval.count());
+  uv_timer_start(
+      &poll_timer_->handle,
+      [](uv_timer_t* h) {
+        auto* box = static_cast<TimerBox*>(h->data);
+        if (box->owner != nullptr) box->owner->poll();
+      },
+      interval, interval);
+  SKIFF_LOG(kDebug) << "watching " << current_.size() << " TLS file(s) for changes";
 }
 
 void CertWatcher::close() {
   if (closed_) return;
   closed_ = true;
-  for (Poll* poll : polls_) {
-    poll->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll->handle),
-             [](uv_handle_t* h) { delete static_cast<Poll*>(h->data); });
+  for (TimerBox* box : {poll_timer_, settle_timer_}) {
+    if (box == nullptr) continue;
+    box->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&box->handle),
+             [](uv_handle_t* h) { delete static_cast<TimerBox*>(h->data); });
   }
-  polls_.clear();
-  if (settle_ != nullptr) {
-    settle_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&settle_->handle),
-             [](uv_handle_t* h) { delete static_cast<Settle*>(h->data); });
-    settle_ = nullptr;
-  }
+  poll_timer_ = settle_timer_ = nullptr;
 }
 
-void CertWatcher::on_change(const std::string& file, int status) {
-  SKIFF_LOG(kDebug) << "TLS file changed: " << file
-                    << (status < 0 ? std::string(" (") + uv_strerror(status) + ")" : "");
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    for (const std::string& f : entries_[i].files()) {
-      if (f == file) dirty_.insert(i);
+void CertWatcher::poll() {
+  bool changed = false;
+  for (auto& [file, seen] : current_) {
+    FileStamp now = stamp_file(file);
+    if (now == seen) continue;
+    seen = now;
+    changed = true;
+    SKIFF_LOG(kDebug) << "TLS file changed: " << file;
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i].stamps.contains(file)) dirty_.insert(i);
     }
   }
+  if (!changed) return;
   uv_timer_start(
-      &settle_->handle,
+      &settle_timer_->handle,
       [](uv_timer_t* h) {
-        auto* s = static_cast<Settle*>(h->data);
-        if (s->owner != nullptr) s->owner->rebuild();
+        auto* box = static_cast<TimerBox*>(h->data);
+        if (box->owner != nullptr) box->owner->rebuild();
       },
       static_cast<uint64_t>(kSettleDelay.count()), 0);
 }
@@ -95,7 +81,7 @@ void CertWatcher::rebuild() {
   dirty_.clear();
   for (size_t i : dirty) {
     TlsEntry& entry = entries_[i];
-    auto context = entry.build();
+    auto context = entry.build();  // restamps the entry's files before reading them
     if (!context) {
       SKIFF_LOG(kError) << entry.name << ": TLS reload failed, the current certificate keeps "
                         << "serving: " << context.error().message;

@@ -3,10 +3,12 @@
 // keep theirs. A rebuild that fails (unreadable file, key not matching the certificate) is
 // logged and the current context keeps serving.
 //
-// Files are polled (uv_fs_poll, stat every kPollInterval): stat follows symlinks, so an atomic
-// rename over the file and a Kubernetes/SPIRE symlink swap (..data -> new directory) both show
-// up as a new inode or mtime. A change waits kSettleDelay for its sibling files (cert and key
-// are often replaced one after the other) before the rebuild.
+// Every kPollInterval each file is stat()ed and compared with the stamp taken just before it was
+// last read (so a change that lands between startup and the first poll is not missed). stat
+// follows symlinks, so an atomic rename over the file and a Kubernetes/SPIRE symlink swap
+// (..data -> new directory) both show up as a new inode or mtime. A change waits kSettleDelay
+// for its sibling files (cert and key are often replaced one after the other) before the rebuild.
+// A handful of stat calls per interval on the main thread costs microseconds.
 #pragma once
 
 #include <uv.h>
@@ -26,29 +28,30 @@ class CertWatcher {
   static constexpr std::chrono::milliseconds kPollInterval{250};
   static constexpr std::chrono::milliseconds kSettleDelay{100};
 
-  // |entries| must outlive the watcher (they belong to the server's TlsSetup).
+  // |entries| must outlive the watcher (they belong to the server's TlsSetup); their stamps
+  // are the baseline.
   CertWatcher(uv_loop_t* loop, std::vector<TlsEntry>& entries);
   ~CertWatcher();
   CertWatcher(const CertWatcher&) = delete;
   CertWatcher& operator=(const CertWatcher&) = delete;
 
-  // Starts polling every file of every entry.
+  // Starts polling every file of every entry (nothing to do without TLS).
   void start();
-  // Closes the handles; they are freed by their close callbacks while the loop runs on.
+  // Closes the timers; they are freed by their close callbacks while the loop runs on.
   void close();
 
  private:
-  struct Poll;  // one uv_fs_poll_t per file, in a heap box freed by its close callback
-  struct Settle;
+  struct TimerBox;  // a uv_timer_t in a heap box freed by its close callback (C6)
 
-  void on_change(const std::string& file, int status);
+  void poll();
   void rebuild();
 
   uv_loop_t* loop_;
   std::vector<TlsEntry>& entries_;
-  std::vector<Poll*> polls_;
-  Settle* settle_ = nullptr;
-  std::set<size_t> dirty_;  // entries to rebuild when the settle timer fires
+  std::map<std::string, FileStamp> current_;  // the last stamp seen per file
+  std::set<size_t> dirty_;                    // entries to rebuild when the settle timer fires
+  TimerBox* poll_timer_ = nullptr;
+  TimerBox* settle_timer_ = nullptr;
   bool closed_ = false;
 };
 

@@ -2,6 +2,7 @@
 #include "server/tls_setup.h"
 
 #include <algorithm>
+#include <cerrno>
 
 namespace skiff::server {
 namespace {
@@ -25,7 +26,24 @@ std::vector<std::string> TlsEntry::files() const {
   return files;
 }
 
-std::expected<std::shared_ptr<const tls::TlsContext>, tls::ContextError> TlsEntry::build() const {
+FileStamp stamp_file(const std::string& path) {
+  struct stat st {};
+  FileStamp stamp;
+  if (::stat(path.c_str(), &st) != 0) {
+    stamp.error = errno;
+    return stamp;
+  }
+  stamp.dev = st.st_dev;
+  stamp.ino = st.st_ino;
+  stamp.size = st.st_size;
+  stamp.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+  stamp.ctime_ns = int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec;
+  return stamp;
+}
+
+std::expected<std::shared_ptr<const tls::TlsContext>, tls::ContextError> TlsEntry::build() {
+  // Stamped before reading: a change after this point is seen by the next poll.
+  for (const std::string& file : files()) stamps[file] = stamp_file(file);
   return server ? tls::TlsContext::make_server(server_settings)
                 : tls::TlsContext::make_client(client_settings);
 }

@@ -2,6 +2,9 @@
 // listener and per TLS cluster — and the recipe to rebuild each when its files change.
 #pragma once
 
+#include <sys/stat.h>
+
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +14,19 @@
 #include "tls/context.h"
 
 namespace skiff::server {
+
+// What stat() says about a file (following symlinks), to notice replacements: a rename or a
+// symlink swap changes the inode, an in-place rewrite the size or times.
+struct FileStamp {
+  int error = 0;  // errno of a failed stat; then the rest is zero
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+FileStamp stamp_file(const std::string& path);
 
 // One listener's or cluster's TLS context: how to build it and where it is published.
 struct TlsEntry {
@@ -27,8 +43,10 @@ struct TlsEntry {
 
   // The files whose change triggers a rebuild.
   std::vector<std::string> files() const;
-  // Builds a fresh context from the files (blocking file reads; main thread).
-  std::expected<std::shared_ptr<const tls::TlsContext>, tls::ContextError> build() const;
+  // Stamps of files() taken right before the last build() read them.
+  std::map<std::string, FileStamp> stamps;
+  // Stamps the files, then builds a fresh context from them (blocking reads; main thread).
+  std::expected<std::shared_ptr<const tls::TlsContext>, tls::ContextError> build();
   // The config position for |error|'s file, for startup errors.
   std::string where(const tls::ContextError& error) const;
 };

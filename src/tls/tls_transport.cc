@@ -57,6 +57,9 @@ thread_local std::array<char, kPlaintextBuffer> plaintext;
 // TLS 1.3 content type byte, or the TLS 1.2 explicit nonce.
 constexpr size_t kMaxRecordPayload = 16 * 1024;
 constexpr size_t kRecordOverhead = 64;
+// |out_| keeps this much capacity between writes (one full record and change); a bulk write's
+// larger buffer is released, so an idle connection holds no 64 KiB of ciphertext space.
+constexpr size_t kKeptOutCapacity = 20 * 1024;
 
 // Handshake failures are a peer's doing (C4): at most one warning per second per worker.
 bool warn_allowed() {
@@ -386,8 +389,12 @@ void TlsTransport::on_timer() {
 
 void TlsTransport::flush_ciphertext() {
   if (out_.empty()) return;
-  tcp_.write(out_);
-  out_.clear();  // keeps its capacity
+  tcp_.write(out_);  // what the socket does not take now is copied into the TcpStream
+  if (out_.capacity() > kKeptOutCapacity) {
+    out_ = std::string();
+  } else {
+    out_.clear();
+  }
 }
 
 std::string TlsTransport::describe_failure() {

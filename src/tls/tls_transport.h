@@ -86,7 +86,7 @@ class TlsTransport final : public net::Transport, private net::TransportHandler 
   bool failure_pending_ = false;  // a post-handshake failure is reported on the timer
 
   // Ciphertext: |in_| is the TcpStream's read chunk, valid during on_read only; |out_| collects
-  // the records of one operation and keeps its capacity.
+  // the records of one operation (and keeps up to 20 KiB of capacity between operations).
   const char* in_ = nullptr;
   size_t in_len_ = 0;
   std::string out_;
