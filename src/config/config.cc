@@ -199,6 +199,25 @@ int64_t read_integer(const Value& value, int64_t lo, int64_t hi,
   return number;
 }
 
+// A plain decimal number in [lo, hi], such as 5, 0.5 or 1e3; |range| shows the bounds in
+// messages (e.g. "0.001..1e9"). Quoted numbers, hex, inf and nan are type errors.
+double read_number(const Value& value, double lo, double hi, std::string_view range) {
+  const std::string type_error = fmt::format("expected a number, got {}", describe(value.node));
+  if (!value.node.IsScalar() || is_quoted(value.node)) fail(value, type_error);
+  const std::string& text = value.node.Scalar();
+  const char* first = text.data();
+  const char* last = text.data() + text.size();
+  const char* digits = (first != last && *first == '-') ? first + 1 : first;
+  if (digits == last || *digits < '0' || *digits > '9') fail(value, type_error);
+  double number = 0;
+  auto [end, error] = std::from_chars(first, last, number, std::chars_format::general);
+  if (end != last) fail(value, type_error);
+  if (error != std::errc() || !(number >= lo && number <= hi)) {
+    fail(value, fmt::format("{} is out of range {}", text, range));
+  }
+  return number;
+}
+
 // "250ms", "5s", "2m", "1h": a non-negative integer and a unit, nothing else.
 Millis read_duration(const Value& value) {
   if (!value.node.IsScalar()) {
@@ -429,8 +448,57 @@ Http2 read_http2(const Value& value) {
   return http2;
 }
 
+// Route `rate_limit` (docs/policies.md). `key` and `max_keys` are not accepted yet.
+RateLimit read_rate_limit(const Value& value) {
+  const MapReader map(value, {"rps", "burst", "status"});
+  RateLimit limit;
+  limit.pos = value.pos;
+  const Value rps = map.require("rps");
+  limit.rps = read_number(rps, 0.001, 1e9, "0.001..1e9");
+  if (auto burst = map.find("burst")) {
+    limit.burst = static_cast<uint32_t>(read_integer(*burst, 1, kMaxInt31));
+    // The bucket's tolerance (burst / rps, in nanoseconds) must stay far from int64 overflow;
+    // the same bound as policy::TokenBucketParams::validate.
+    if (static_cast<double>(limit.burst) * 1e9 / limit.rps > 1e17) {
+      fail(*burst, fmt::format("{} is too large for rps {}: burst / rps must be at most 1e8 "
+                               "(about 3 years of tokens)",
+                               burst->node.Scalar(), rps.node.Scalar()));
+    }
+  }
+  if (auto status = map.find("status")) {
+    const std::string name = read_string(*status);
+    if (name == "unavailable") {
+      limit.unavailable = true;
+    } else if (name != "resource_exhausted") {
+      fail(*status,
+           fmt::format("unknown status '{}'; allowed: resource_exhausted, unavailable", name));
+    }
+  }
+  return limit;
+}
+
+// Route `circuit_breaker` (docs/policies.md "Method breaker").
+CircuitBreaker read_circuit_breaker(const Value& value) {
+  const MapReader map(value, {"consecutive_failures", "open_for", "half_open_probes"});
+  CircuitBreaker breaker;
+  breaker.pos = value.pos;
+  if (auto failures = map.find("consecutive_failures")) {
+    breaker.consecutive_failures = static_cast<uint32_t>(read_integer(*failures, 1, 1000000));
+  }
+  if (auto open_for = map.find("open_for")) {
+    breaker.open_for = read_duration(*open_for);
+    if (breaker.open_for.count() == 0) fail(*open_for, "must be greater than 0");
+  }
+  if (auto probes = map.find("half_open_probes")) {
+    breaker.half_open_probes = static_cast<uint32_t>(read_integer(*probes, 1, 1000));
+  }
+  return breaker;
+}
+
 Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
-  const MapReader map(value, {"match", "cluster", "timeout", "allow"});
+  const MapReader map(value,
+                      {"match", "cluster", "timeout", "allow", "rate_limit", "circuit_breaker",
+                       "max_request_message_bytes", "max_response_message_bytes"});
   Route route;
   route.pos = value.pos;
 
@@ -453,6 +521,16 @@ Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
   if (auto allow = map.find("allow")) {
     route.allow = read_identity_patterns(*allow);
     route.allow_pos = allow->pos;
+  }
+  if (auto limit = map.find("rate_limit")) route.rate_limit = read_rate_limit(*limit);
+  if (auto breaker = map.find("circuit_breaker")) {
+    route.circuit_breaker = read_circuit_breaker(*breaker);
+  }
+  if (auto max = map.find("max_request_message_bytes")) {
+    route.max_request_message_bytes = static_cast<uint32_t>(read_integer(*max, 1, kMaxInt31));
+  }
+  if (auto max = map.find("max_response_message_bytes")) {
+    route.max_response_message_bytes = static_cast<uint32_t>(read_integer(*max, 1, kMaxInt31));
   }
   return route;
 }

@@ -42,10 +42,31 @@ struct RouteMatch {
   std::string authority;  // exact :authority; empty = any
 };
 
+// Route `rate_limit` (docs/policies.md): one token bucket per route, shared by all workers.
+struct RateLimit {
+  double rps = 0;          // required, 0.001..1e9
+  uint32_t burst = 1;      // >= 1
+  bool unavailable = false;  // status: unavailable (true) or resource_exhausted (default)
+  Position pos;
+};
+
+// Route `circuit_breaker` (docs/policies.md "Method breaker"): per route.
+struct CircuitBreaker {
+  uint32_t consecutive_failures = 5;  // >= 1
+  Millis open_for{10000};             // > 0
+  uint32_t half_open_probes = 1;      // >= 1
+  Position pos;
+};
+
 struct Route {
   RouteMatch match;
   std::string cluster;
   std::optional<Millis> timeout;  // cap on the call's deadline; none = no cap
+  std::optional<RateLimit> rate_limit;
+  std::optional<CircuitBreaker> circuit_breaker;
+  // Largest gRPC message in each direction (from the 5-byte prefix); none = no limit.
+  std::optional<uint32_t> max_request_message_bytes;
+  std::optional<uint32_t> max_response_message_bytes;
   // Caller identity patterns (base/spiffe.h syntax, checked); empty = any caller.
   std::vector<std::string> allow;
   Position allow_pos;

@@ -1,6 +1,7 @@
 // LocalReply: a response skiff makes itself (C5), and its encoding as gRPC trailers-only headers.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,8 @@ struct LocalReply {
   int http_status =
       200;  // 415 (bad content-type) or 405 (not POST) for the spec's non-gRPC answers
   bool close_connection = false;  // also send GOAWAY and close after this reply (e.g. draining)
+  // grpc-retry-pushback-ms: when the client may try again (rate limits), gRFC A6.
+  std::optional<uint64_t> retry_pushback_ms = std::nullopt;
 };
 
 struct Header {

@@ -10,6 +10,7 @@
 #include "grpc/status.h"
 #include "grpc/timeout.h"
 #include "policy/authz.h"
+#include "policy/failure_codes.h"
 
 namespace skiff::proxy {
 namespace {
@@ -131,6 +132,11 @@ void Call::start() {
                               std::string(path)});
   }
 
+  policy_ = &ctx_.listener.policies[route_->index];
+  if (!admit_by_policies()) return;
+  request_framer_ = grpc::MessageFramer(policy_->max_request_message_bytes);
+  response_framer_ = grpc::MessageFramer(policy_->max_response_message_bytes);
+
   // Deadline = min(grpc-timeout, route timeout).
   std::optional<std::chrono::nanoseconds> budget;
   if (std::string_view t = h2::find_header(headers, "grpc-timeout"); !t.empty()) {
@@ -218,9 +224,11 @@ void Call::on_request_data(const uint8_t* data, size_t len) {
     downstream_->session().consume(downstream_id_, len);
     return;
   }
-  if (!request_framer_.feed(data, len)) {
+  if (auto fed = request_framer_.feed(data, len); !fed) {
     downstream_->session().consume(downstream_id_, len);
-    return reject_request_framing("malformed gRPC message framing in request");
+    return reject_request(fed.error(), fed.error() == grpc::FramerError::kTooLarge
+                                           ? "request message larger than the route's limit"
+                                           : "malformed gRPC message framing in request");
   }
   request_body_.append(data, len);
 }
@@ -229,18 +237,37 @@ void Call::on_request_end() {
   // A truncated last message must not reach the upstream as a complete request (some servers
   // would answer it with OK).
   if (!request_framer_.at_boundary()) {
-    if (state_ != State::kDone) reject_request_framing("request ended inside a gRPC message");
+    if (state_ != State::kDone) {
+      reject_request(grpc::FramerError::kBadFlag, "request ended inside a gRPC message");
+    }
     return;
   }
   request_body_.finish();
 }
 
-void Call::reject_request_framing(const char* what) {
-  if (state_ < State::kCommitted) return reply_local({StatusCode::kInternal, what});
+void Call::reject_request(grpc::FramerError error, const char* what) {
+  const bool too_large = error == grpc::FramerError::kTooLarge;
+  if (state_ < State::kCommitted) {
+    return reply_local({too_large ? StatusCode::kResourceExhausted : StatusCode::kInternal, what});
+  }
   cancel_upstream();
   stop_deadline();
+  if (too_large) return abort_committed(StatusCode::kResourceExhausted, what, NGHTTP2_CANCEL);
   transition_to(State::kDone);
   downstream_->session().reset_stream(downstream_id_, NGHTTP2_PROTOCOL_ERROR);
+}
+
+void Call::reject_response_too_large(bool forwarded_at_boundary) {
+  cancel_upstream();
+  stop_deadline();
+  constexpr std::string_view kWhat = "response message larger than the route's limit";
+  note_status(StatusCode::kResourceExhausted);
+  transition_to(State::kDone);
+  if (forwarded_at_boundary) {
+    response_body_.finish_with(to_h2(grpc::status_trailers(StatusCode::kResourceExhausted, kWhat)));
+  } else {
+    downstream_->session().reset_stream(downstream_id_, NGHTTP2_INTERNAL_ERROR);
+  }
 }
 
 void Call::on_stream_close(uint32_t error_code) {
@@ -253,6 +280,56 @@ void Call::on_stream_close(uint32_t error_code) {
   stop_deadline();
   cancel_upstream();
   if (state_ != State::kDone) transition_to(State::kDone);
+  report_outcome();
+}
+
+void Call::note_status(const h2::HeaderList& headers) {
+  std::string_view value = h2::find_header(headers, "grpc-status");
+  // A response without grpc-status reaches the client as UNKNOWN/INTERNAL: a failure.
+  note_status(value.empty() ? StatusCode::kUnknown
+                            : grpc::parse_status(value).value_or(StatusCode::kUnknown));
+}
+
+void Call::report_outcome() {
+  if (!breaker_ticket_) return;
+  policy::BreakerTicket ticket = *breaker_ticket_;
+  breaker_ticket_.reset();
+  if (!final_status_) {
+    // Cancelled before any status: no verdict on the upstream.
+    if (ticket.kind == policy::BreakerTicket::Kind::kProbe) {
+      policy_->breaker->on_probe_abandoned(ticket);
+    }
+    return;
+  }
+  bool failure = policy::FailureCodes::defaults().contains(static_cast<uint8_t>(*final_status_));
+  policy_->breaker->on_result(ticket, failure, base::SteadyClock::now());
+}
+
+bool Call::admit_by_policies() {
+  auto now = base::SteadyClock::now();
+  if (policy_->rate_limit) {
+    policy::Admission admission = policy_->rate_limit->try_acquire(now);
+    if (!admission.allowed) {
+      grpc::LocalReply reply{policy_->rate_limited_code, "rate limited"};
+      reply.retry_pushback_ms = static_cast<uint64_t>(
+          std::chrono::ceil<std::chrono::milliseconds>(admission.retry_after).count());
+      reply_local(std::move(reply));
+      return false;
+    }
+  }
+  if (policy_->breaker) {
+    policy::BreakerTicket ticket = policy_->breaker->admit(now);
+    if (!ticket.admitted()) {
+      auto ms = std::chrono::ceil<std::chrono::milliseconds>(ticket.retry_after).count();
+      reply_local({StatusCode::kUnavailable, "circuit open for " +
+                                                 std::string(h2::find_header(
+                                                     downstream_->request_headers(), ":path")) +
+                                                 " (retry in " + std::to_string(ms) + "ms)"});
+      return false;
+    }
+    breaker_ticket_ = ticket;
+  }
+  return true;
 }
 
 void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
@@ -262,6 +339,7 @@ void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
     response_complete_ = true;
     stop_deadline();
     transition_to(State::kDone);
+    note_status(headers);
     downstream_->session().submit_response(downstream_id_, filter_response(std::move(headers)),
                                            /*with_body=*/false);
     return;
@@ -276,8 +354,19 @@ void Call::on_response_data(const uint8_t* data, size_t len) {
     if (upstream_ != nullptr) upstream_->consume(upstream_id_, len);
     return;
   }
-  // Only boundaries are tracked on the way back: skiff forwards what the server sends.
-  (void)response_framer_.feed(data, len);
+  // Boundaries and the size limit are checked on the way back; bytes are forwarded as sent.
+  const bool at_boundary = response_framer_.at_boundary();
+  if (!response_framer_.feed(data, len)) {
+    if (upstream_ != nullptr) upstream_->consume(upstream_id_, len);
+    if (response_framer_.error() == grpc::FramerError::kTooLarge) {
+      // This chunk is dropped whole; what was forwarded ended at a boundary iff we were at one.
+      return reject_response_too_large(at_boundary);
+    }
+    // A malformed response: the client must not see it as complete.
+    cancel_upstream();
+    return abort_committed(StatusCode::kInternal, "malformed gRPC framing in response",
+                           NGHTTP2_INTERNAL_ERROR);
+  }
   response_body_.append(data, len);
 }
 
@@ -286,6 +375,7 @@ void Call::on_response_trailers(h2::HeaderList trailers) {
   response_complete_ = true;
   stop_deadline();
   transition_to(State::kDone);
+  note_status(trailers);
   if (trailers.empty()) {
     // The upstream ended its body without trailers: end ours the same way, and the client
     // reports it (never a made-up grpc-status: 0).
@@ -334,12 +424,14 @@ void Call::reply_local(grpc::LocalReply reply) {
   SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": local reply "
                     << grpc::status_name(reply.code) << ": " << reply.message;
   transition_to(State::kDone);
+  note_status(reply.code);
   downstream_->session().submit_response(
       downstream_id_, to_h2(grpc::trailers_only_headers(reply)), /*with_body=*/false);
 }
 
 void Call::abort_committed(StatusCode code, std::string_view message, uint32_t h2_error) {
   transition_to(State::kDone);
+  note_status(code);
   if (response_framer_.at_boundary() && !response_body_.finished()) {
     // Clean end after the last whole message: the client sees |code|, not a truncation.
     response_body_.finish_with(to_h2(grpc::status_trailers(code, message)));

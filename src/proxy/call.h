@@ -66,8 +66,18 @@ class Call final : public h2::StreamHandler,
   // Ends a committed response early with |code| at a message boundary, else resets it.
   void abort_committed(grpc::StatusCode code, std::string_view message, uint32_t h2_error);
   void on_deadline();
-  // The downstream sent broken gRPC framing: INTERNAL before commit, a reset after it.
-  void reject_request_framing(const char* what);
+  // The downstream sent broken gRPC framing (INTERNAL before commit, a reset after it) or a
+  // message over the route's limit (RESOURCE_EXHAUSTED).
+  void reject_request(grpc::FramerError error, const char* what);
+  // Ends the call for a response message over the route's limit.
+  void reject_response_too_large(bool forwarded_at_boundary);
+  // Route policies that run before the upstream is picked; false when the call was answered.
+  bool admit_by_policies();
+  // Records the call's final grpc-status for the breaker (from the upstream or skiff itself).
+  void note_status(std::optional<grpc::StatusCode> code) { final_status_ = code; }
+  void note_status(const h2::HeaderList& headers);
+  // The call is over: feed its outcome to the route's breaker.
+  void report_outcome();
   void cancel_upstream();
   void stop_deadline();
   // The request's header block for the upstream, as views into the downstream's headers
@@ -80,6 +90,9 @@ class Call final : public h2::StreamHandler,
   State state_ = State::kRouting;
 
   const route::Route* route_ = nullptr;
+  const RoutePolicy* policy_ = nullptr;
+  std::optional<policy::BreakerTicket> breaker_ticket_;
+  std::optional<grpc::StatusCode> final_status_;  // unset: no status yet (e.g. cancelled)
   upstream::ClusterPool* pool_ = nullptr;
   bool waiting_in_pool_ = false;
   h2::ClientSession* upstream_ = nullptr;  // null when no upstream stream is open

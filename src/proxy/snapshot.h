@@ -2,18 +2,34 @@
 // load by server/, shared by every worker, never mutated.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "grpc/status.h"
 #include "h2/header.h"
+#include "policy/circuit_breaker.h"
+#include "policy/token_bucket.h"
 #include "route/route_table.h"
 #include "upstream/cluster_pool.h"
 
 namespace skiff::proxy {
 
+// Per-route policy state, indexed by route::Route::index. The snapshot is shared read-only;
+// the buckets and breakers it points to are atomics shared by every worker.
+struct RoutePolicy {
+  std::shared_ptr<policy::TokenBucket> rate_limit;  // null = no limit
+  grpc::StatusCode rate_limited_code = grpc::StatusCode::kResourceExhausted;
+  std::shared_ptr<policy::CircuitBreaker> breaker;  // null = no breaker
+  uint32_t max_request_message_bytes = UINT32_MAX;
+  uint32_t max_response_message_bytes = UINT32_MAX;
+};
+
 struct ListenerView {
   std::string name;
-  route::RouteTable routes;  // Route::cluster indexes Snapshot::clusters
+  route::RouteTable routes;           // Route::cluster indexes Snapshot::clusters
+  std::vector<RoutePolicy> policies;  // one per route, by Route::index
 };
 
 struct Snapshot {

@@ -35,6 +35,7 @@ void RouteTable::add(Route route) {
   const std::string_view authority = route.match.authority;
   entry.authority_has_port = authority_host(authority).size() != authority.size();
   entry.route = std::move(route);
+  entry.route.index = static_cast<uint32_t>(entries_.size());
   entries_.push_back(std::move(entry));
 }
 

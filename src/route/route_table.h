@@ -21,6 +21,7 @@ struct Match {
 struct Route {
   Match match;
   uint32_t cluster = 0;                              // index into the snapshot's clusters
+  uint32_t index = 0;  // position in its table (set by RouteTable::add): keys per-route state
   std::optional<std::chrono::milliseconds> timeout;  // cap on the call's deadline
   // Caller identity patterns (policy/authz.h, base/spiffe.h); empty = any caller.
   std::vector<std::string> allow;

@@ -126,6 +126,25 @@ class MainLoop {
   bool draining_ = false;
 };
 
+// config's validated values -> the route's shared policy objects (docs/policies.md).
+proxy::RoutePolicy to_route_policy(const config::Route& r) {
+  proxy::RoutePolicy p;
+  if (r.rate_limit) {
+    p.rate_limit = std::make_shared<policy::TokenBucket>(
+        policy::TokenBucketParams{r.rate_limit->rps, r.rate_limit->burst});
+    if (r.rate_limit->unavailable) p.rate_limited_code = grpc::StatusCode::kUnavailable;
+  }
+  if (r.circuit_breaker) {
+    p.breaker = std::make_shared<policy::CircuitBreaker>(
+        policy::CircuitBreakerParams{r.circuit_breaker->consecutive_failures,
+                                     r.circuit_breaker->open_for,
+                                     r.circuit_breaker->half_open_probes});
+  }
+  if (r.max_request_message_bytes) p.max_request_message_bytes = *r.max_request_message_bytes;
+  if (r.max_response_message_bytes) p.max_response_message_bytes = *r.max_response_message_bytes;
+  return p;
+}
+
 }  // namespace
 
 base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config::Config& config,
@@ -160,6 +179,7 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
       route.timeout = r.timeout;
       route.allow = r.allow;
       view.routes.add(std::move(route));
+      view.policies.push_back(to_route_policy(r));
     }
     snapshot->listeners.push_back(std::move(view));
   }

@@ -1,0 +1,165 @@
+// Route policies through the real binary: rate limit, circuit breaker and message size limits
+// answer with the statuses of docs/policies.md before (or instead of) reaching the upstream.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "harness.h"
+
+namespace skiff::it {
+namespace {
+
+using grpc::StatusCode;
+using skiff::testing::Request;
+using skiff::testing::Response;
+using Clock = std::chrono::steady_clock;
+
+constexpr Millis kCallDeadline(20'000);
+
+// One route to the TestServer with |policy_yaml| (indented route keys) added.
+std::string config_with(const TestServer& server, const std::string& policy_yaml) {
+  return "workers: 2\n"
+         "listeners:\n"
+         "  - name: outbound\n"
+         "    address: 127.0.0.1:0\n"
+         "    routes:\n"
+         "      - match: { service: skiff.testing.TestService }\n"
+         "        cluster: backend\n" +
+         policy_yaml +
+         "clusters:\n"
+         "  - name: backend\n"
+         "    endpoints: [ \"" +
+         server.address() + "\" ]\n";
+}
+
+grpc::Status unary(skiff::testing::TestService::Stub& stub, const Request& req,
+                   grpc::ClientContext* ctx = nullptr) {
+  grpc::ClientContext local;
+  if (ctx == nullptr) ctx = &local;
+  ctx->set_deadline(in(kCallDeadline));
+  Response resp;
+  return stub.Unary(ctx, req, &resp);
+}
+
+TEST(Policies, Outbound_RateLimit_RejectsExcessWithPushback) {
+  TestServer server;
+  // 0.01 rps: no token comes back during the test, so exactly |burst| calls pass.
+  SkiffProcess skiff(config_with(server, "        rate_limit: { rps: 0.01, burst: 3 }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  int ok = 0;
+  int limited = 0;
+  for (int i = 0; i < 10; ++i) {
+    grpc::ClientContext ctx;
+    grpc::Status status = unary(*stub, Request(), &ctx);
+    if (status.ok()) {
+      ++ok;
+      continue;
+    }
+    ASSERT_TRUE(has_code(status, StatusCode::RESOURCE_EXHAUSTED));
+    EXPECT_EQ(status.error_message(), "rate limited");
+    auto pushback = metadata_values(ctx.GetServerTrailingMetadata(), "grpc-retry-pushback-ms");
+    ASSERT_EQ(pushback.size(), 1u);
+    EXPECT_GT(std::stol(pushback[0]), 0);
+    ++limited;
+  }
+  EXPECT_EQ(ok, 3);
+  EXPECT_EQ(limited, 7);
+  EXPECT_EQ(server.calls("Unary"), 3) << "rejected calls must not reach the upstream";
+}
+
+TEST(Policies, Outbound_RateLimit_StatusUnavailable) {
+  TestServer server;
+  SkiffProcess skiff(
+      config_with(server, "        rate_limit: { rps: 0.01, burst: 1, status: unavailable }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  EXPECT_TRUE(is_ok(unary(*stub, Request())));
+  EXPECT_TRUE(has_code(unary(*stub, Request()), StatusCode::UNAVAILABLE));
+  EXPECT_EQ(server.calls("Unary"), 1);
+}
+
+TEST(Policies, Outbound_CircuitBreaker_OpensRejectsHalfOpensCloses) {
+  TestServer server;
+  SkiffProcess skiff(config_with(server,
+                                 "        circuit_breaker: { consecutive_failures: 3, open_for: "
+                                 "300ms, half_open_probes: 1 }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+
+  Request failing;
+  failing.set_respond_status(static_cast<int>(StatusCode::UNAVAILABLE));
+  failing.set_respond_message("backend down");
+  for (int i = 0; i < 3; ++i) {
+    grpc::Status status = unary(*stub, failing);
+    ASSERT_TRUE(has_code(status, StatusCode::UNAVAILABLE));
+    EXPECT_EQ(status.error_message(), "backend down");
+  }
+  ASSERT_EQ(server.calls("Unary"), 3);
+
+  // Open: answered by skiff, the upstream sees nothing.
+  grpc::Status rejected = unary(*stub, Request());
+  ASSERT_TRUE(has_code(rejected, StatusCode::UNAVAILABLE));
+  EXPECT_NE(rejected.error_message().find("circuit open"), std::string::npos)
+      << rejected.error_message();
+  EXPECT_EQ(server.calls("Unary"), 3);
+
+  // Half-open after open_for: poll (each rejected try costs the upstream nothing) until the
+  // probe is let through; it succeeds and closes the breaker.
+  const auto deadline = Clock::now() + Millis(10'000);
+  grpc::Status probe = rejected;
+  while (!probe.ok() && Clock::now() < deadline) {
+    probe = unary(*stub, Request());
+    if (!probe.ok()) {
+      ASSERT_NE(probe.error_message().find("circuit open"), std::string::npos)
+          << probe.error_message();
+    }
+  }
+  ASSERT_TRUE(is_ok(probe)) << "breaker never half-opened";
+  EXPECT_EQ(server.calls("Unary"), 4);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(is_ok(unary(*stub, Request())));
+  EXPECT_EQ(server.calls("Unary"), 9);
+}
+
+TEST(Policies, Outbound_NonFailureCodesDoNotOpenBreaker) {
+  TestServer server;
+  SkiffProcess skiff(
+      config_with(server, "        circuit_breaker: { consecutive_failures: 2, open_for: 1h }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  Request not_found;
+  not_found.set_respond_status(static_cast<int>(StatusCode::NOT_FOUND));
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(has_code(unary(*stub, not_found), StatusCode::NOT_FOUND));
+  }
+  EXPECT_EQ(server.calls("Unary"), 5) << "NOT_FOUND is an answer, not an upstream failure";
+}
+
+TEST(Policies, Outbound_OversizedRequestMessage_ResourceExhaustedNothingUpstream) {
+  TestServer server;
+  SkiffProcess skiff(config_with(server, "        max_request_message_bytes: 1024\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  Request small;
+  small.set_payload(std::string(500, 'a'));
+  EXPECT_TRUE(is_ok(unary(*stub, small)));
+  Request big;
+  big.set_payload(std::string(4096, 'b'));
+  grpc::Status status = unary(*stub, big);
+  ASSERT_TRUE(has_code(status, StatusCode::RESOURCE_EXHAUSTED));
+  EXPECT_NE(status.error_message().find("larger than the route's limit"), std::string::npos);
+  EXPECT_EQ(server.calls("Unary"), 1) << "the oversized request must not be processed upstream";
+}
+
+TEST(Policies, Outbound_OversizedResponseMessage_ResourceExhausted) {
+  TestServer server;
+  SkiffProcess skiff(config_with(server, "        max_response_message_bytes: 1024\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  Request small;
+  small.set_response_bytes(100);
+  EXPECT_TRUE(is_ok(unary(*stub, small)));
+  Request big;
+  big.set_response_bytes(8192);
+  grpc::Status status = unary(*stub, big);
+  ASSERT_TRUE(has_code(status, StatusCode::RESOURCE_EXHAUSTED));
+  EXPECT_NE(status.error_message().find("response message larger"), std::string::npos)
+      << status.error_message();
+}
+
+}  // namespace
+}  // namespace skiff::it
