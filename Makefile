@@ -30,7 +30,8 @@ test-asan: deps
 demo: build
 	BUILD_DIR=$(BUILD_DIR) bash scripts/demo.sh
 
-bench: deps
+bench:
+	@bash scripts/install-deps.sh --bench
 	bash bench/run.sh
 
 format:

@@ -13,6 +13,10 @@ packages=(
   libgtest-dev libgmock-dev
   nghttp2-client nghttp2-proxy openssl procps
 )
+# `make bench` also needs these (scripts/install-deps.sh --bench): the driver, the plot.
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(python3 gnuplot-nox util-linux)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
