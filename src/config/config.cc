@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -495,10 +496,62 @@ CircuitBreaker read_circuit_breaker(const Value& value) {
   return breaker;
 }
 
+// Route `retry` (docs/policies.md "retry"). The names in `on` are only lower-cased here: server/
+// checks them against policy::FailureCodes and reports a bad one at its position.
+Retry read_retry(const Value& value) {
+  const MapReader map(value, {"max_attempts", "on", "per_try_timeout", "backoff", "buffer_bytes"});
+  Retry retry;
+  retry.pos = value.pos;
+  if (auto attempts = map.find("max_attempts")) {
+    retry.max_attempts = static_cast<uint32_t>(read_integer(*attempts, 1, 5));
+  }
+  if (auto on = map.find("on")) {
+    for (const Value& item : read_list(*on)) {
+      std::string name = read_string(item);
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      retry.on.push_back(Retry::Code{std::move(name), item.pos});
+    }
+    if (retry.on.empty()) {
+      fail(*on,
+           "at least one status is required (leave the key out to retry the route's failure "
+           "codes)");
+    }
+  }
+  if (auto timeout = map.find("per_try_timeout")) {
+    retry.per_try_timeout = read_duration(*timeout);
+    if (retry.per_try_timeout->count() == 0) fail(*timeout, "must be greater than 0");
+  }
+  if (auto backoff_value = map.find("backoff")) {
+    const MapReader backoff(*backoff_value, {"initial", "max", "multiplier"});
+    auto initial = backoff.find("initial");
+    if (initial) {
+      retry.backoff_initial = read_duration(*initial);
+      if (retry.backoff_initial.count() == 0) fail(*initial, "must be greater than 0");
+    }
+    if (auto max = backoff.find("max")) {
+      retry.backoff_max = read_duration(*max);
+      if (retry.backoff_max < retry.backoff_initial) {
+        fail(*max, fmt::format("{} is less than initial ({}ms)", max->node.Scalar(),
+                               retry.backoff_initial.count()));
+      }
+    } else if (initial && retry.backoff_max < retry.backoff_initial) {
+      fail(*initial, fmt::format("{} is more than the default max ({}ms); set max too",
+                                 initial->node.Scalar(), retry.backoff_max.count()));
+    }
+    if (auto multiplier = backoff.find("multiplier")) {
+      retry.backoff_multiplier = read_number(*multiplier, 1, 10, "1..10");
+    }
+  }
+  if (auto buffer = map.find("buffer_bytes")) {
+    retry.buffer_bytes = static_cast<uint32_t>(read_integer(*buffer, 0, 16 * kMiB));
+  }
+  return retry;
+}
+
 Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
-  const MapReader map(value,
-                      {"match", "cluster", "timeout", "allow", "rate_limit", "circuit_breaker",
-                       "max_request_message_bytes", "max_response_message_bytes"});
+  const MapReader map(
+      value, {"match", "cluster", "timeout", "allow", "rate_limit", "circuit_breaker", "retry",
+              "max_request_message_bytes", "max_response_message_bytes"});
   Route route;
   route.pos = value.pos;
 
@@ -526,6 +579,7 @@ Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
   if (auto breaker = map.find("circuit_breaker")) {
     route.circuit_breaker = read_circuit_breaker(*breaker);
   }
+  if (auto retry = map.find("retry")) route.retry = read_retry(*retry);
   if (auto max = map.find("max_request_message_bytes")) {
     route.max_request_message_bytes = static_cast<uint32_t>(read_integer(*max, 1, kMaxInt31));
   }

@@ -58,12 +58,30 @@ struct CircuitBreaker {
   Position pos;
 };
 
+// Route `retry` (docs/policies.md "retry"). Status names are checked by server/ against
+// policy::FailureCodes (so the name table lives in one place); errors point at |on_pos|.
+struct Retry {
+  uint32_t max_attempts = 2;  // attempts, the first included: 1..5
+  struct Code {
+    std::string name;  // e.g. "unavailable", "connect_failure"
+    Position pos;
+  };
+  std::vector<Code> on;  // empty = the default failure-code set
+  std::optional<Millis> per_try_timeout;
+  Millis backoff_initial{25};
+  Millis backoff_max{250};
+  double backoff_multiplier = 2.0;
+  uint32_t buffer_bytes = 64 * 1024;  // replay buffer; a larger request is not retried
+  Position pos;
+};
+
 struct Route {
   RouteMatch match;
   std::string cluster;
   std::optional<Millis> timeout;  // cap on the call's deadline; none = no cap
   std::optional<RateLimit> rate_limit;
   std::optional<CircuitBreaker> circuit_breaker;
+  std::optional<Retry> retry;
   // Largest gRPC message in each direction (from the 5-byte prefix); none = no limit.
   std::optional<uint32_t> max_request_message_bytes;
   std::optional<uint32_t> max_response_message_bytes;

@@ -1,6 +1,10 @@
 // Body: the bytes of one direction of a proxied stream, received on one session and waiting to
-// be sent on the other. It never grows past the receiver's flow-control window, because the
-// window is only reopened (on_drained) as the sending session takes bytes out.
+// be sent on the other. It never grows past the receiver's flow-control window plus the replay
+// buffer, because the window is only reopened (on_drained) as the sending session takes bytes
+// out for the first time.
+//
+// For retries, a request Body can retain what it sent (up to a limit) so a new attempt can
+// replay it from the start (rewind). Past the limit it stops retaining and reports overflow.
 #pragma once
 
 #include <cstddef>
@@ -17,32 +21,48 @@ class Body {
  public:
   // Receiving side.
   void append(const uint8_t* data, size_t len);
-  void finish();                        // no more data, no trailers
+  void finish();                          // no more data, no trailers
   void finish_with(HeaderList trailers);  // no more data; trailers follow it
 
   // Sending side.
-  size_t size() const { return buffer_.size() - head_; }
+  size_t size() const { return buffer_.size() - sent_; }  // bytes the current attempt may send
   bool finished() const { return finished_; }
   bool has_trailers() const { return trailers_.has_value(); }
   HeaderList take_trailers();
-  // Appends up to |n| bytes to |out| and reports them through on_drained.
+  // Appends up to |n| bytes to |out|. Bytes sent for the first time are reported through
+  // on_drained; replayed bytes are not (their window credit was returned already).
   void take(size_t n, std::string& out);
+
+  // Replay. retain(limit): keep sent bytes while the body stays within |limit| bytes; once it
+  // grows past, retaining stops for good and overflowed() turns true.
+  void retain(size_t limit);
+  bool retaining() const { return retaining_; }
+  bool overflowed() const { return overflowed_; }
+  // The next attempt sends from the first byte again (only while retaining).
+  void rewind();
+  // The call is committed: nothing will be replayed; drop what was sent.
+  void release();
 
   // Wiring (set by the proxy): |on_drained(n)| reopens the receiver's window by n bytes;
   // |on_readable()| wakes the sender when data or the end arrives.
   void set_on_drained(std::function<void(size_t)> fn) { on_drained_ = std::move(fn); }
   void set_on_readable(std::function<void()> fn) { on_readable_ = std::move(fn); }
 
-  // Bytes received and not yet drained (their window credit must be returned even if the
-  // stream dies: see Call teardown).
-  size_t undrained() const { return size(); }
+  // Bytes received whose window credit was not returned yet (it must be, even if the stream
+  // dies: see Call teardown).
+  size_t undrained() const { return buffer_.size() - credited_; }
 
  private:
   void notify_readable();
+  void compact();
 
-  std::string buffer_;
-  size_t head_ = 0;  // bytes at the front of buffer_ already taken
+  std::string buffer_;   // bytes not released yet; [0, sent_) went out in the current attempt
+  size_t sent_ = 0;      // offset of the next byte to send
+  size_t credited_ = 0;  // offset up to which on_drained was reported (>= sent_ but on replay)
   bool finished_ = false;
+  bool retaining_ = false;
+  bool overflowed_ = false;
+  size_t retain_limit_ = 0;
   std::optional<HeaderList> trailers_;
   std::function<void(size_t)> on_drained_;
   std::function<void()> on_readable_;

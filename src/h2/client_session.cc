@@ -179,14 +179,17 @@ int ClientSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
     return 0;
   }
   bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+  // The handler may detach (erasing |s|): take what we need first and don't touch |s| after.
+  HeaderList headers = std::move(s.headers);
+  s.headers.clear();
+  ClientStreamHandler* handler = s.handler;
   if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
     s.response_started = true;
-    s.handler->on_response_headers(std::move(s.headers), end_stream);
+    handler->on_response_headers(std::move(headers), end_stream);
   } else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && s.response_started) {
     // Trailers (END_STREAM is required for them by nghttp2's HTTP messaging checks).
-    s.handler->on_response_trailers(std::move(s.headers));
+    handler->on_response_trailers(std::move(headers));
   }
-  s.headers.clear();
   return 0;
 }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <random>
 
 #include "base/check.h"
 #include "base/log.h"
@@ -11,6 +12,7 @@
 #include "grpc/timeout.h"
 #include "policy/authz.h"
 #include "policy/failure_codes.h"
+#include "policy/pushback.h"
 
 namespace skiff::proxy {
 namespace {
@@ -51,13 +53,20 @@ std::string describe_h2_error(uint32_t code) {
   return std::string(nghttp2_http2_strerror(code));
 }
 
-constexpr std::array<std::pair<int, int>, 5> kLegalTransitions = {{
+constexpr std::array<std::pair<int, int>, 6> kLegalTransitions = {{
     {0, 1},  // kRouting -> kWaiting
     {1, 2},  // kWaiting -> kForwarding
     {2, 3},  // kForwarding -> kCommitted
     {3, 4},  // kCommitted -> kDone
     {2, 4},  // kForwarding -> kDone (trailers-only response)
+    {2, 1},  // kForwarding -> kWaiting (retry)
 }};
+
+// Backoff jitter: per worker thread, so no shared state.
+double jitter01() {
+  thread_local std::minstd_rand rng(std::random_device{}());
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
 
 }  // namespace
 
@@ -135,6 +144,8 @@ void Call::start() {
   policy_ = &ctx_.listener.policies[route_->index];
   if (!admit_by_policies()) return;
   request_framer_ = grpc::MessageFramer(policy_->max_request_message_bytes);
+  // Keep what is sent upstream until commit, so another attempt can replay it.
+  if (policy_->retry) request_body_.retain(policy_->retry_buffer_bytes);
   response_framer_ = grpc::MessageFramer(policy_->max_response_message_bytes);
 
   // Deadline = min(grpc-timeout, route timeout).
@@ -172,8 +183,11 @@ void Call::on_upstream_ready(h2::ClientSession* session, const upstream::Endpoin
   waiting_in_pool_ = false;
   if (state_ != State::kWaiting) return;
   endpoint_ = &endpoint;
-  std::string scratch;
-  int32_t id = session->open_stream(upstream_request_headers(scratch), this);
+  if (retry_state_.previous_attempts() > 0) request_body_.rewind();
+  std::string timeout_scratch;
+  std::string attempts_scratch;
+  int32_t id =
+      session->open_stream(upstream_request_headers(timeout_scratch, attempts_scratch), this);
   if (id < 0) {
     return reply_local({StatusCode::kUnavailable, "cannot open a stream to " + endpoint.name +
                                                       ": " + nghttp2_strerror(id)});
@@ -181,16 +195,76 @@ void Call::on_upstream_ready(h2::ClientSession* session, const upstream::Endpoin
   upstream_ = session;
   upstream_id_ = id;
   transition_to(State::kForwarding);
+  if (policy_->retry && policy_->retry->per_try_timeout) {
+    attempt_timer_.emplace(ctx_.worker.loop(), [this] { on_attempt_timeout(); });
+    attempt_timer_->start(
+        std::chrono::ceil<std::chrono::milliseconds>(*policy_->retry->per_try_timeout));
+  }
   SKIFF_LOG(kTrace) << "stream " << downstream_id_ << " -> " << endpoint.name << " stream " << id;
 }
 
 void Call::on_upstream_failure(std::string reason) {
   waiting_in_pool_ = false;
   if (state_ != State::kWaiting) return;
+  if (maybe_retry(policy::Outcome::failure(policy::ProxyFailure::kConnectFailure),
+                  policy::Pushback::none())) {
+    return;
+  }
   reply_local({StatusCode::kUnavailable, std::move(reason)});
 }
 
-std::span<const h2::HeaderView> Call::upstream_request_headers(std::string& scratch) const {
+bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
+  if (!policy_->retry || downstream_ == nullptr) return false;
+  const policy::RetryPolicy& retry = *policy_->retry;
+  auto now = base::SteadyClock::now();
+  policy::RetryInput in;
+  in.outcome = outcome;
+  in.state = retry_state_;
+  in.committed = state_ >= State::kCommitted;
+  in.buffer_overflowed = request_body_.overflowed();
+  in.pushback = pushback;
+  in.deadline = deadline_ ? policy::Deadline::at(*deadline_) : policy::Deadline::none();
+  in.jitter01 = jitter01();
+  if (outcome.is_ok()) {
+    policy_->retry_budget->on_success();
+  } else if (retry.costs_budget(in)) {
+    in.throttled = !policy_->retry_budget->on_failure();
+  } else {
+    in.throttled = !policy_->retry_budget->retry_allowed();
+  }
+  policy::RetryDecision decision = retry.decide(in, now);
+  if (decision.kind == policy::RetryDecision::Kind::kGiveUp) {
+    SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": not retried ("
+                      << policy::to_string(decision.reason) << ")";
+  }
+  if (decision.kind != policy::RetryDecision::Kind::kRetryAfter) return false;
+  retry_state_.on_retry(decision);
+  cancel_upstream();
+  if (state_ == State::kForwarding) transition_to(State::kWaiting);
+  SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": attempt "
+                    << retry_state_.previous_attempts() + 1 << " in "
+                    << std::chrono::duration_cast<std::chrono::milliseconds>(decision.delay).count()
+                    << "ms";
+  retry_timer_.emplace(ctx_.worker.loop(), [this] {
+    waiting_in_pool_ = true;
+    pool_->acquire(this);
+  });
+  retry_timer_->start(std::chrono::ceil<std::chrono::milliseconds>(decision.delay));
+  return true;
+}
+
+void Call::on_attempt_timeout() {
+  if (state_ != State::kForwarding) return;
+  cancel_upstream();
+  if (maybe_retry(policy::Outcome::failure(policy::ProxyFailure::kPerTryTimeout),
+                  policy::Pushback::none())) {
+    return;
+  }
+  reply_local({StatusCode::kDeadlineExceeded, "per-try timeout"});
+}
+
+std::span<const h2::HeaderView> Call::upstream_request_headers(
+    std::string& timeout_scratch, std::string& attempts_scratch) const {
   // Reused per thread: building the block allocates nothing in steady state.
   thread_local std::vector<h2::HeaderView> out;
   out.clear();
@@ -210,10 +284,21 @@ std::span<const h2::HeaderView> Call::upstream_request_headers(std::string& scra
   }
   // Always: some gRPC servers reject requests without it (reliability.md §0.6).
   out.push_back({"te", "trailers"});
-  if (deadline_) {
-    auto left = *deadline_ - base::SteadyClock::now();
-    scratch = grpc::format_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(left));
-    out.push_back({"grpc-timeout", scratch});
+  // The attempt's budget: the call's time left, capped by per_try_timeout.
+  std::optional<base::Duration> left;
+  if (deadline_) left = *deadline_ - base::SteadyClock::now();
+  if (policy_->retry && policy_->retry->per_try_timeout) {
+    base::Duration per_try = *policy_->retry->per_try_timeout;
+    if (!left || per_try < *left) left = per_try;
+  }
+  if (left) {
+    timeout_scratch =
+        grpc::format_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(*left));
+    out.push_back({"grpc-timeout", timeout_scratch});
+  }
+  if (unsigned previous = retry_state_.previous_attempts(); previous > 0) {
+    attempts_scratch = std::to_string(previous);
+    out.push_back({"grpc-previous-rpc-attempts", attempts_scratch});
   }
   return out;
 }
@@ -334,8 +419,17 @@ bool Call::admit_by_policies() {
 
 void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
   if (state_ != State::kForwarding || downstream_ == nullptr) return;
+  if (attempt_timer_) attempt_timer_->stop();
   if (end_stream) {
-    // Trailers-only: forwarded as one HEADERS frame, so it stays a trailers-only response.
+    // Trailers-only: nothing was forwarded yet, so a retryable status may still be retried.
+    std::string_view status = h2::find_header(headers, "grpc-status");
+    auto code = grpc::parse_status(status).value_or(StatusCode::kUnknown);
+    auto pushback = policy::Pushback::none();
+    if (std::string_view p = h2::find_header(headers, "grpc-retry-pushback-ms"); !p.empty()) {
+      pushback = policy::Pushback::parse(p);
+    }
+    if (maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback)) return;
+    // Forwarded as one HEADERS frame, so it stays a trailers-only response.
     response_complete_ = true;
     stop_deadline();
     transition_to(State::kDone);
@@ -344,7 +438,9 @@ void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
                                            /*with_body=*/false);
     return;
   }
+  // Commit (gRFC A6): no other attempt from here on, so the replay copy can go.
   transition_to(State::kCommitted);
+  request_body_.release();
   downstream_->session().submit_response(downstream_id_, filter_response(std::move(headers)),
                                          /*with_body=*/true);
 }
@@ -376,6 +472,14 @@ void Call::on_response_trailers(h2::HeaderList trailers) {
   stop_deadline();
   transition_to(State::kDone);
   note_status(trailers);
+  if (policy_->retry_budget && final_status_) {
+    // Committed calls feed the cluster's retry throttling too (gRFC A6).
+    if (*final_status_ == StatusCode::kOk) {
+      policy_->retry_budget->on_success();
+    } else if (policy_->retry->retry_on.contains(static_cast<uint8_t>(*final_status_))) {
+      policy_->retry_budget->on_failure();
+    }
+  }
   if (trailers.empty()) {
     // The upstream ended its body without trailers: end ours the same way, and the client
     // reports it (never a made-up grpc-status: 0).
@@ -398,6 +502,11 @@ void Call::on_upstream_close(uint32_t error_code) {
                           ? "connection lost (" + (session ? session->close_reason() : "") + ")"
                           : "reset the stream (" + describe_h2_error(error_code) + ")");
   if (state_ == State::kForwarding) {
+    // Before commit: REFUSED_STREAM (incl. streams above a GOAWAY's last id) was certainly
+    // not processed; other resets and lost connections maybe were.
+    auto failure = error_code == NGHTTP2_REFUSED_STREAM ? policy::ProxyFailure::kRefusedStream
+                                                        : policy::ProxyFailure::kReset;
+    if (maybe_retry(policy::Outcome::failure(failure), policy::Pushback::none())) return;
     return reply_local({StatusCode::kUnavailable, what + " before response headers"});
   }
   if (state_ == State::kCommitted) {
@@ -446,6 +555,8 @@ void Call::stop_deadline() {
 }
 
 void Call::cancel_upstream() {
+  if (retry_timer_) retry_timer_->stop();
+  if (attempt_timer_) attempt_timer_->stop();
   if (waiting_in_pool_) {
     pool_->cancel(this);
     waiting_in_pool_ = false;

@@ -56,8 +56,10 @@ class Call final : public h2::StreamHandler,
   void on_upstream_failure(std::string reason) override;
 
  private:
-  // kRouting -> kWaiting (for a pool slot) -> kForwarding (upstream stream open) ->
-  // kCommitted (response headers sent downstream) -> kDone (response complete or answered).
+  // kRouting -> kWaiting (for a pool slot, or a retry's backoff) -> kForwarding (upstream
+  // stream open) -> kCommitted (response headers sent downstream) -> kDone (response complete
+  // or answered). A retry goes kForwarding -> kWaiting (or kWaiting -> kWaiting after a
+  // connect failure).
   enum class State { kRouting, kWaiting, kForwarding, kCommitted, kDone };
   void transition_to(State next);
 
@@ -79,10 +81,15 @@ class Call final : public h2::StreamHandler,
   // The call is over: feed its outcome to the route's breaker.
   void report_outcome();
   void cancel_upstream();
+  // Asks the route's retry policy about an attempt that ended before commit with |outcome|;
+  // on a retry, tears the attempt down and arms the backoff. False: answer the call now.
+  bool maybe_retry(policy::Outcome outcome, policy::Pushback pushback);
+  void on_attempt_timeout();
   void stop_deadline();
   // The request's header block for the upstream, as views into the downstream's headers
   // (|scratch| holds the few values skiff makes itself).
-  std::span<const h2::HeaderView> upstream_request_headers(std::string& scratch) const;
+  std::span<const h2::HeaderView> upstream_request_headers(std::string& timeout_scratch,
+                                                           std::string& attempts_scratch) const;
 
   CallContext ctx_;
   h2::ServerStream* downstream_;  // null once the downstream stream closed
@@ -93,6 +100,9 @@ class Call final : public h2::StreamHandler,
   const RoutePolicy* policy_ = nullptr;
   std::optional<policy::BreakerTicket> breaker_ticket_;
   std::optional<grpc::StatusCode> final_status_;  // unset: no status yet (e.g. cancelled)
+  policy::RetryState retry_state_;
+  std::optional<net::Timer> retry_timer_;    // a retry's backoff
+  std::optional<net::Timer> attempt_timer_;  // per_try_timeout of the open attempt
   upstream::ClusterPool* pool_ = nullptr;
   bool waiting_in_pool_ = false;
   h2::ClientSession* upstream_ = nullptr;  // null when no upstream stream is open

@@ -4,12 +4,15 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "grpc/status.h"
 #include "h2/header.h"
 #include "policy/circuit_breaker.h"
+#include "policy/retry_budget.h"
+#include "policy/retry_policy.h"
 #include "policy/token_bucket.h"
 #include "route/route_table.h"
 #include "upstream/cluster_pool.h"
@@ -22,6 +25,9 @@ struct RoutePolicy {
   std::shared_ptr<policy::TokenBucket> rate_limit;  // null = no limit
   grpc::StatusCode rate_limited_code = grpc::StatusCode::kResourceExhausted;
   std::shared_ptr<policy::CircuitBreaker> breaker;  // null = no breaker
+  std::optional<policy::RetryPolicy> retry;  // none = a single attempt
+  uint32_t retry_buffer_bytes = 64 * 1024;
+  std::shared_ptr<policy::RetryBudget> retry_budget;  // the cluster's (gRFC A6 throttling)
   uint32_t max_request_message_bytes = UINT32_MAX;
   uint32_t max_response_message_bytes = UINT32_MAX;
 };

@@ -126,9 +126,59 @@ class MainLoop {
   bool draining_ = false;
 };
 
+// config's retry -> policy::RetryPolicy; status names are checked here, against the one name
+// table (policy::FailureCodes), and reported at their position in the file.
+base::Result<policy::RetryPolicy> to_retry_policy(const config::Config& config,
+                                                  const config::Retry& r) {
+  policy::RetryPolicy p;
+  p.max_attempts = r.max_attempts;
+  p.per_try_timeout = r.per_try_timeout;
+  p.backoff.initial = r.backoff_initial;
+  p.backoff.max = r.backoff_max;
+  p.backoff.multiplier = r.backoff_multiplier;
+  if (!r.on.empty()) {
+    std::vector<std::string> names;
+    for (const config::Retry::Code& code : r.on) {
+      std::string one[] = {code.name};
+      if (auto parsed = policy::FailureCodes::parse(one); !parsed) {
+        std::string_view message = parsed.error().message;
+        if (message.starts_with("[0]: ")) message.remove_prefix(5);  // a one-entry list
+        return base::fail(where(config, code.pos) + std::string(message));
+      }
+      names.push_back(code.name);
+    }
+    p.retry_on = *policy::FailureCodes::parse(names);
+    // As in gRPC's own retries, failures skiff reports with a status count as that status:
+    // connect failures and resets surface as UNAVAILABLE, a per-try timeout as
+    // DEADLINE_EXCEEDED (docs/policies.md).
+    if (p.retry_on.contains(policy::kCodeUnavailable)) {
+      p.retry_on = p.retry_on.add(policy::ProxyFailure::kConnectFailure)
+                       .add(policy::ProxyFailure::kReset)
+                       .add(policy::ProxyFailure::kRefusedStream);
+    }
+    if (p.retry_on.contains(policy::kCodeDeadlineExceeded)) {
+      p.retry_on = p.retry_on.add(policy::ProxyFailure::kPerTryTimeout);
+    }
+  }
+  if (auto valid = p.validate(); !valid) return base::fail(where(config, r.pos) + valid.error().message);
+  return p;
+}
+
 // config's validated values -> the route's shared policy objects (docs/policies.md).
-proxy::RoutePolicy to_route_policy(const config::Route& r) {
+// |budget| is the route's cluster's retry budget.
+base::Result<proxy::RoutePolicy> to_route_policy(const config::Config& config,
+                                                 const config::Route& r,
+                                                 std::shared_ptr<policy::RetryBudget> budget) {
   proxy::RoutePolicy p;
+  if (r.retry) {
+    auto retry = to_retry_policy(config, *r.retry);
+    if (!retry) return std::unexpected(retry.error());
+    if (retry->max_attempts > 1) {
+      p.retry = *retry;
+      p.retry_buffer_bytes = r.retry->buffer_bytes;
+      p.retry_budget = std::move(budget);
+    }
+  }
   if (r.rate_limit) {
     p.rate_limit = std::make_shared<policy::TokenBucket>(
         policy::TokenBucketParams{r.rate_limit->rps, r.rate_limit->burst});
@@ -167,6 +217,11 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
     }
     snapshot->clusters.push_back(std::move(spec));
   }
+  // gRFC A6 retry throttling is per cluster (a channel, in gRPC terms), shared by all workers.
+  std::vector<std::shared_ptr<policy::RetryBudget>> budgets;
+  for (size_t i = 0; i < config.clusters.size(); ++i) {
+    budgets.push_back(std::make_shared<policy::RetryBudget>());
+  }
   for (const config::Listener& l : config.listeners) {
     proxy::ListenerView view;
     view.name = l.name;
@@ -178,8 +233,10 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
       }
       route.timeout = r.timeout;
       route.allow = r.allow;
+      auto route_policy = to_route_policy(config, r, budgets[route.cluster]);
+      if (!route_policy) return std::unexpected(route_policy.error());
       view.routes.add(std::move(route));
-      view.policies.push_back(to_route_policy(r));
+      view.policies.push_back(std::move(*route_policy));
     }
     snapshot->listeners.push_back(std::move(view));
   }

@@ -161,5 +161,115 @@ TEST(Policies, Outbound_OversizedResponseMessage_ResourceExhausted) {
       << status.error_message();
 }
 
+constexpr const char* kRetryUnavailable =
+    "        retry: { max_attempts: 3, on: [unavailable], backoff: { initial: 10ms, max: 50ms } "
+    "}\n";
+
+Request failing_first(int attempts, StatusCode code = StatusCode::UNAVAILABLE) {
+  Request req;
+  req.set_respond_status(static_cast<int>(code));
+  req.set_respond_message("try again");
+  req.set_fail_attempts(attempts);
+  return req;
+}
+
+TEST(Policies, Outbound_RetryOnUnavailable_SucceedsOnThirdAttempt) {
+  TestServer server;
+  SkiffProcess skiff(config_with(server, kRetryUnavailable));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  EXPECT_TRUE(is_ok(unary(*stub, failing_first(2))));
+  // Three attempts reached the server, the retries numbered by grpc-previous-rpc-attempts.
+  EXPECT_EQ(server.calls("Unary"), 3);
+}
+
+TEST(Policies, Outbound_RetryGivesUpAfterMaxAttempts) {
+  TestServer server;
+  SkiffProcess skiff(config_with(server, kRetryUnavailable));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  grpc::Status status = unary(*stub, failing_first(5));
+  ASSERT_TRUE(has_code(status, StatusCode::UNAVAILABLE));
+  EXPECT_EQ(status.error_message(), "try again") << "the last attempt's answer is forwarded";
+  EXPECT_EQ(server.calls("Unary"), 3);
+}
+
+TEST(Policies, Outbound_NonRetryableCodeNotRetried) {
+  TestServer server;
+  SkiffProcess skiff(config_with(server, kRetryUnavailable));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  EXPECT_TRUE(has_code(unary(*stub, failing_first(1, StatusCode::INTERNAL)), StatusCode::INTERNAL));
+  EXPECT_EQ(server.calls("Unary"), 1);
+}
+
+TEST(Policies, Outbound_CommittedCallNotRetried) {
+  TestServer server;
+  SkiffProcess skiff(config_with(server, kRetryUnavailable));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  // ServerStream sends response headers and a message before its UNAVAILABLE status: the call
+  // is committed once headers are forwarded, so skiff must not retry it.
+  Request req;
+  req.set_response_count(2);
+  req.set_respond_status(static_cast<int>(StatusCode::UNAVAILABLE));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(in(kCallDeadline));
+  auto reader = stub->ServerStream(&ctx, req);
+  Response resp;
+  int messages = 0;
+  while (reader->Read(&resp)) ++messages;
+  EXPECT_TRUE(has_code(reader->Finish(), StatusCode::UNAVAILABLE));
+  EXPECT_EQ(messages, 2);
+  EXPECT_EQ(server.calls("ServerStream"), 1);
+}
+
+TEST(Policies, Outbound_RequestOverReplayBufferNotRetried) {
+  TestServer server;
+  SkiffProcess skiff(config_with(
+      server, "        retry: { max_attempts: 3, on: [unavailable], buffer_bytes: 1024 }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  Request small = failing_first(1);
+  EXPECT_TRUE(is_ok(unary(*stub, small)));
+  EXPECT_EQ(server.calls("Unary"), 2);
+  Request big = failing_first(1);
+  big.set_payload(std::string(8192, 'x'));
+  EXPECT_TRUE(has_code(unary(*stub, big), StatusCode::UNAVAILABLE));
+  EXPECT_EQ(server.calls("Unary"), 3) << "a request larger than buffer_bytes has one attempt";
+}
+
+TEST(Policies, Outbound_ConnectFailureRetriedOnOtherEndpoint) {
+  TestServer server;
+  ClosedPort down;
+  std::string yaml =
+      "workers: 1\n"
+      "listeners:\n"
+      "  - name: outbound\n"
+      "    address: 127.0.0.1:0\n"
+      "    routes:\n"
+      "      - match: {}\n"
+      "        cluster: backend\n" +
+      std::string(kRetryUnavailable) +
+      "clusters:\n"
+      "  - name: backend\n"
+      "    endpoints: [ \"" +
+      down.address() + "\", \"" + server.address() + "\" ]\n";
+  SkiffProcess skiff(yaml);
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  // Round robin sends some first attempts to the dead endpoint: each must be retried.
+  for (int i = 0; i < 6; ++i) EXPECT_TRUE(is_ok(unary(*stub, Request())));
+  EXPECT_EQ(server.calls("Unary"), 6);
+}
+
+TEST(Policies, Outbound_RetryBudgetCapsRetriesUnderTotalFailure) {
+  TestServer server;
+  SkiffProcess skiff(config_with(server, kRetryUnavailable));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  constexpr int kCalls = 100;
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_TRUE(has_code(unary(*stub, failing_first(100)), StatusCode::UNAVAILABLE));
+  }
+  // gRFC A6 throttling (max_tokens 10, ratio 0.1): retries stop once the tokens fall to half,
+  // so a 100% failing upstream sees about kCalls + 5 attempts, not 3 x kCalls.
+  EXPECT_LE(server.calls("Unary"), kCalls + 10);
+  EXPECT_GE(server.calls("Unary"), kCalls + 1);
+}
+
 }  // namespace
 }  // namespace skiff::it

@@ -2,6 +2,7 @@
 #include "test_server.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <stdexcept>
 #include <thread>
@@ -53,6 +54,13 @@ Response make_response(const Request& req, int index, int server_id, int64_t req
 
 }  // namespace
 
+// The retry number a proxy put on this attempt (gRFC A6 grpc-previous-rpc-attempts).
+int previous_attempts(ServerContext* ctx) {
+  auto it = ctx->client_metadata().find("grpc-previous-rpc-attempts");
+  if (it == ctx->client_metadata().end()) return 0;
+  return std::atoi(std::string(it->second.data(), it->second.size()).c_str());
+}
+
 void echo_metadata(ServerContext* ctx) {
   constexpr std::string_view kEcho = "x-echo-";
   for (const auto& [k, v] : ctx->client_metadata()) {
@@ -99,7 +107,9 @@ class TestServer::Service final : public skiff::testing::TestService::Service {
     call.tag(req->tag());
     if (req->echo_metadata()) echo_metadata(ctx);
     if (!pause(ctx, req->delay_ms())) return cancelled_status();
-    if (req->respond_status() != 0) return status_of(req->respond_status(), req->respond_message());
+    bool fail = req->respond_status() != 0;
+    if (fail && req->fail_attempts() > 0) fail = previous_attempts(ctx) < req->fail_attempts();
+    if (fail) return status_of(req->respond_status(), req->respond_message());
     *resp = make_response(*req, 0, server_.id(), static_cast<int64_t>(req->payload().size()), 1);
     return Status::OK;
   }

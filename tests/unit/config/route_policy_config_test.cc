@@ -247,7 +247,7 @@ TEST(RoutePolicyConfigError, MapWhereAScalarIsExpected) {
 TEST(RoutePolicyConfigError, UnknownRouteKeyListsTheNewKeys) {
   EXPECT_EQ(route_error("        message_rate_limit: { rps: 10 }\n"),
             "test.yaml:7:9: listeners[0].routes[0]: unknown key 'message_rate_limit'; allowed "
-            "keys: match, cluster, timeout, allow, rate_limit, circuit_breaker, "
+            "keys: match, cluster, timeout, allow, rate_limit, circuit_breaker, retry, "
             "max_request_message_bytes, max_response_message_bytes");
 }
 
