@@ -1,6 +1,8 @@
 // WorkerSetup: per-worker wiring and the worker's part of graceful drain.
 #include "server/worker_setup.h"
 
+#include <malloc.h>
+
 #include "base/log.h"
 #include "net/tcp_stream.h"
 #include "tls/tls_transport.h"
@@ -17,7 +19,14 @@ WorkerSetup::WorkerSetup(net::Worker& worker, std::shared_ptr<const proxy::Snaps
       listener_tls_(std::move(listener_tls)),
       on_finished_(std::move(on_finished)) {}
 
+namespace {
+
+constexpr std::chrono::milliseconds kTrimAfterIdle{1000};
+
+}  // namespace
+
 void WorkerSetup::start() {
+  trim_timer_ = std::make_unique<net::Timer>(worker_.loop(), [] { malloc_trim(0); });
   for (const upstream::ClusterSpec& spec : snapshot_->clusters) {
     pools_.push_back(std::make_unique<upstream::ClusterPool>(worker_, spec, snapshot_->limits));
   }
@@ -51,9 +60,11 @@ void WorkerSetup::on_connection(size_t listener, uv_stream_t* server) {
     worker_.defer_delete(std::move(it->second));
     sessions_.erase(it);
     if (draining_) maybe_finish();
+    if (sessions_.empty() && trim_timer_) trim_timer_->start(kTrimAfterIdle);
   });
   h2::Session* key = session.get();
   if (draining_) session->start_drain();
+  trim_timer_->stop();
   sessions_.emplace(key, std::move(session));
 }
 
@@ -79,6 +90,7 @@ void WorkerSetup::maybe_finish() {
   finished_ = true;
   // Tear down on a later loop turn: we may be inside a session's close path.
   worker_.post([this] {
+    trim_timer_.reset();
     factories_.clear();
     pools_.clear();  // closes upstream connections
     worker_.close_own_handles();
