@@ -3,28 +3,10 @@
 
 #include <array>
 
+#include "base/status_code_names.h"
+
 namespace skiff::grpc {
 namespace {
-
-constexpr std::array<std::string_view, kMaxStatusCode + 1> kNames = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
 
 // HTTP/2 error codes (RFC 9113 §7) that the gRPC spec maps to something other than INTERNAL.
 constexpr uint32_t kH2RefusedStream = 0x7;
@@ -40,7 +22,7 @@ char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c -
 
 std::string_view status_name(StatusCode code) {
   const auto index = static_cast<size_t>(code);
-  return index < kNames.size() ? kNames[index] : kNames[static_cast<size_t>(StatusCode::kUnknown)];
+  return base::status_code_name(index);
 }
 
 std::optional<StatusCode> parse_status(std::string_view value) {

@@ -3,6 +3,8 @@
 
 #include <array>
 
+#include "base/status_code_names.h"
+
 namespace skiff::policy {
 
 std::string_view to_string(ProxyFailure failure) {
@@ -19,27 +21,6 @@ std::string_view to_string(ProxyFailure failure) {
   return "?";
 }
 
-std::string_view code_name(uint8_t code) {
-  static constexpr std::array<std::string_view, kMaxCode + 1> kNames = {
-      "OK",
-      "CANCELLED",
-      "UNKNOWN",
-      "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED",
-      "NOT_FOUND",
-      "ALREADY_EXISTS",
-      "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION",
-      "ABORTED",
-      "OUT_OF_RANGE",
-      "UNIMPLEMENTED",
-      "INTERNAL",
-      "UNAVAILABLE",
-      "DATA_LOSS",
-      "UNAUTHENTICATED",
-  };
-  return code <= kMaxCode ? kNames[code] : "UNKNOWN";
-}
+std::string_view code_name(uint8_t code) { return base::status_code_name(code); }
 
 }  // namespace skiff::policy
