@@ -17,9 +17,12 @@ namespace {
 thread_local std::vector<nghttp2_nv> nv_scratch;
 
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+  // grpc-timeout carries the time left, a new value on every request: indexing it would only
+  // churn the HPACK dynamic table (a hash, compares and evictions of useful entries per call).
+  const uint8_t flags = name == "grpc-timeout" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
   return nghttp2_nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
                     const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())),
-                    name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+                    name.size(), value.size(), flags};
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "net/timer.h"
+
 namespace skiff::net {
 
 // Something that batches output and writes it once per loop iteration (C8).
@@ -33,6 +35,8 @@ class Worker {
 
   int id() const { return id_; }
   uv_loop_t* loop() { return &loop_; }
+  // Timer handles for the request path, reused across calls (loop thread only).
+  TimerPool& timer_pool() { return timer_pool_; }
 
   // Starts the thread; |init| runs on it before the loop. The thread ends when the loop has
   // no more active handles after stop() was posted (or everything closed by itself).
@@ -64,6 +68,7 @@ class Worker {
   uv_async_t async_{};
   uv_check_t check_{};
   uv_idle_t idle_{};  // keeps poll from blocking while flushes are pending
+  TimerPool timer_pool_{&loop_};
   std::thread thread_;
 
   std::mutex tasks_mutex_;

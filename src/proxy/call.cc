@@ -169,7 +169,7 @@ void Call::start() {
     auto max_budget = std::chrono::duration_cast<std::chrono::nanoseconds>(
         base::TimePoint::max() - now - std::chrono::hours(1));
     deadline_ = now + std::min(*budget, max_budget);
-    deadline_timer_.emplace(ctx_.worker.loop(), [this] { on_deadline(); });
+    deadline_timer_.emplace(ctx_.worker.timer_pool(), [this] { on_deadline(); });
     deadline_timer_->start(std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - now));
   }
 
@@ -196,7 +196,7 @@ void Call::on_upstream_ready(h2::ClientSession* session, const upstream::Endpoin
   upstream_id_ = id;
   transition_to(State::kForwarding);
   if (policy_->retry && policy_->retry->per_try_timeout) {
-    attempt_timer_.emplace(ctx_.worker.loop(), [this] { on_attempt_timeout(); });
+    attempt_timer_.emplace(ctx_.worker.timer_pool(), [this] { on_attempt_timeout(); });
     attempt_timer_->start(
         std::chrono::ceil<std::chrono::milliseconds>(*policy_->retry->per_try_timeout));
   }
@@ -245,7 +245,7 @@ bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
                     << retry_state_.previous_attempts() + 1 << " in "
                     << std::chrono::duration_cast<std::chrono::milliseconds>(decision.delay).count()
                     << "ms";
-  retry_timer_.emplace(ctx_.worker.loop(), [this] {
+  retry_timer_.emplace(ctx_.worker.timer_pool(), [this] {
     waiting_in_pool_ = true;
     pool_->acquire(this);
   });
