@@ -142,7 +142,7 @@ void Call::start() {
   }
 
   policy_ = &ctx_.listener.policies[route_->index];
-  if (!admit_by_policies()) return;
+  if (!admit_rate_limit()) return;
   request_framer_ = grpc::MessageFramer(policy_->max_request_message_bytes);
   // Keep what is sent upstream until commit, so another attempt can replay it.
   if (policy_->retry) request_body_.retain(policy_->retry_buffer_bytes);
@@ -173,6 +173,7 @@ void Call::start() {
     deadline_timer_->start(std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - now));
   }
 
+  if (!admit_breaker()) return;
   pool_ = ctx_.pools[route_->cluster].get();
   transition_to(State::kWaiting);
   waiting_in_pool_ = true;
@@ -390,31 +391,30 @@ void Call::report_outcome() {
   policy_->breaker->on_result(ticket, failure, base::SteadyClock::now());
 }
 
-bool Call::admit_by_policies() {
-  auto now = base::SteadyClock::now();
-  if (policy_->rate_limit) {
-    policy::Admission admission = policy_->rate_limit->try_acquire(now);
-    if (!admission.allowed) {
-      grpc::LocalReply reply{policy_->rate_limited_code, "rate limited"};
-      reply.retry_pushback_ms = static_cast<uint64_t>(
-          std::chrono::ceil<std::chrono::milliseconds>(admission.retry_after).count());
-      reply_local(std::move(reply));
-      return false;
-    }
-  }
-  if (policy_->breaker) {
-    policy::BreakerTicket ticket = policy_->breaker->admit(now);
-    if (!ticket.admitted()) {
-      auto ms = std::chrono::ceil<std::chrono::milliseconds>(ticket.retry_after).count();
-      reply_local({StatusCode::kUnavailable, "circuit open for " +
-                                                 std::string(h2::find_header(
-                                                     downstream_->request_headers(), ":path")) +
-                                                 " (retry in " + std::to_string(ms) + "ms)"});
-      return false;
-    }
+bool Call::admit_rate_limit() {
+  if (!policy_->rate_limit) return true;
+  policy::Admission admission = policy_->rate_limit->try_acquire(base::SteadyClock::now());
+  if (admission.allowed) return true;
+  grpc::LocalReply reply{policy_->rate_limited_code, "rate limited"};
+  reply.retry_pushback_ms = static_cast<uint64_t>(
+      std::chrono::ceil<std::chrono::milliseconds>(admission.retry_after).count());
+  reply_local(std::move(reply));
+  return false;
+}
+
+bool Call::admit_breaker() {
+  if (!policy_->breaker) return true;
+  policy::BreakerTicket ticket = policy_->breaker->admit(base::SteadyClock::now());
+  if (ticket.admitted()) {
     breaker_ticket_ = ticket;
+    return true;
   }
-  return true;
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(ticket.retry_after).count();
+  reply_local({StatusCode::kUnavailable,
+               "circuit open for " +
+                   std::string(h2::find_header(downstream_->request_headers(), ":path")) +
+                   " (retry in " + std::to_string(ms) + "ms)"});
+  return false;
 }
 
 void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {

@@ -73,8 +73,11 @@ class Call final : public h2::StreamHandler,
   void reject_request(grpc::FramerError error, const char* what);
   // Ends the call for a response message over the route's limit.
   void reject_response_too_large(bool forwarded_at_boundary);
-  // Route policies that run before the upstream is picked; false when the call was answered.
-  bool admit_by_policies();
+  // Route admission, in DESIGN.md's order around the deadline check: rate limit before it,
+  // circuit breaker after it (so a client's bad grpc-timeout never counts against the upstream).
+  // False when the call was answered.
+  bool admit_rate_limit();
+  bool admit_breaker();
   // Records the call's final grpc-status for the breaker (from the upstream or skiff itself).
   void note_status(std::optional<grpc::StatusCode> code) { final_status_ = code; }
   void note_status(const h2::HeaderList& headers);
