@@ -633,10 +633,38 @@ Listener read_listener(const Value& value, const std::vector<Listener>& earlier,
   return listener;
 }
 
+// Cluster `outlier_detection` (docs/policies.md "outlier_detection").
+OutlierDetection read_outlier_detection(const Value& value) {
+  const MapReader map(value, {"consecutive_failures", "base_ejection_time", "max_ejection_time",
+                              "max_ejection_percent"});
+  OutlierDetection od;
+  od.pos = value.pos;
+  if (auto failures = map.find("consecutive_failures")) {
+    od.consecutive_failures = static_cast<uint32_t>(read_integer(*failures, 1, 1000000));
+  }
+  if (auto base = map.find("base_ejection_time")) {
+    od.base_ejection_time = read_duration(*base);
+    if (od.base_ejection_time.count() == 0) fail(*base, "must be greater than 0");
+  }
+  if (auto max = map.find("max_ejection_time")) {
+    od.max_ejection_time = read_duration(*max);
+    if (od.max_ejection_time < od.base_ejection_time) {
+      fail(*max, fmt::format("{}ms is less than base_ejection_time ({}ms)",
+                             od.max_ejection_time.count(), od.base_ejection_time.count()));
+    }
+  } else if (od.max_ejection_time < od.base_ejection_time) {
+    od.max_ejection_time = od.base_ejection_time;
+  }
+  if (auto percent = map.find("max_ejection_percent")) {
+    od.max_ejection_percent = static_cast<uint32_t>(read_integer(*percent, 0, 100));
+  }
+  return od;
+}
+
 // Reads one cluster; |earlier| are the clusters before it, which it must not duplicate.
 Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
   const MapReader map(value, {"name", "endpoints", "load_balancing", "connect_timeout",
-                              "max_connections_per_endpoint", "tls"});
+                              "max_connections_per_endpoint", "tls", "outlier_detection"});
   Cluster cluster;
   cluster.pos = value.pos;
 
@@ -677,6 +705,9 @@ Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
     cluster.max_connections_per_endpoint = static_cast<uint32_t>(read_integer(*max, 1, 1024));
   }
   if (auto tls = map.find("tls")) cluster.tls = read_cluster_tls(*tls);
+  if (auto outliers = map.find("outlier_detection")) {
+    cluster.outlier_detection = read_outlier_detection(*outliers);
+  }
   return cluster;
 }
 

@@ -126,12 +126,23 @@ struct ClusterTls {
 
 enum class LoadBalancing { kRoundRobin };
 
+// Cluster `outlier_detection` (docs/policies.md): endpoints ejected after consecutive failed
+// attempts, shared by all workers.
+struct OutlierDetection {
+  uint32_t consecutive_failures = 5;  // 1..1000000
+  Millis base_ejection_time{30000};   // > 0; an ejection lasts base x times ejected...
+  Millis max_ejection_time{300000};   // ...up to this (>= base)
+  uint32_t max_ejection_percent = 10;  // 0..100: at most this share of endpoints ejected at once
+  Position pos;
+};
+
 struct Cluster {
   std::string name;
   std::vector<Address> endpoints;  // at least one
   LoadBalancing load_balancing = LoadBalancing::kRoundRobin;
   Millis connect_timeout{1000};
   uint32_t max_connections_per_endpoint = 4;  // pool size per worker per endpoint
+  std::optional<OutlierDetection> outlier_detection;
   std::optional<ClusterTls> tls;              // none = plaintext h2c
   Position pos;
 };

@@ -256,6 +256,7 @@ bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
 
 void Call::on_attempt_timeout() {
   if (state_ != State::kForwarding) return;
+  report_attempt(true);
   cancel_upstream();
   if (maybe_retry(policy::Outcome::failure(policy::ProxyFailure::kPerTryTimeout),
                   policy::Pushback::none())) {
@@ -376,6 +377,16 @@ void Call::note_status(const h2::HeaderList& headers) {
                             : grpc::parse_status(value).value_or(StatusCode::kUnknown));
 }
 
+void Call::report_attempt(bool failure) {
+  if (endpoint_ == nullptr || !pool_->spec().outliers) return;
+  policy::OutlierEvent event =
+      pool_->spec().outliers->on_result(endpoint_->index, failure, base::SteadyClock::now());
+  if (event == policy::OutlierEvent::kEjected) {
+    SKIFF_LOG(kInfo) << "cluster \"" << pool_->spec().name << "\": ejected " << endpoint_->name
+                     << " after consecutive failures";
+  }
+}
+
 void Call::report_outcome() {
   if (!breaker_ticket_) return;
   policy::BreakerTicket ticket = *breaker_ticket_;
@@ -428,6 +439,7 @@ void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
     if (std::string_view p = h2::find_header(headers, "grpc-retry-pushback-ms"); !p.empty()) {
       pushback = policy::Pushback::parse(p);
     }
+    report_attempt(policy::FailureCodes::defaults().contains(static_cast<uint8_t>(code)));
     if (maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback)) return;
     // Forwarded as one HEADERS frame, so it stays a trailers-only response.
     response_complete_ = true;
@@ -472,6 +484,7 @@ void Call::on_response_trailers(h2::HeaderList trailers) {
   stop_deadline();
   transition_to(State::kDone);
   note_status(trailers);
+  report_attempt(policy::FailureCodes::defaults().contains(static_cast<uint8_t>(*final_status_)));
   if (policy_->retry_budget && final_status_) {
     // Committed calls feed the cluster's retry throttling too (gRFC A6).
     if (*final_status_ == StatusCode::kOk) {
@@ -497,6 +510,7 @@ void Call::on_upstream_close(uint32_t error_code) {
     session->consume(upstream_id_, response_body_.undrained());
   }
   if (response_complete_ || downstream_ == nullptr) return;
+  if (state_ == State::kForwarding || state_ == State::kCommitted) report_attempt(true);
   std::string what = "upstream " + (endpoint_ ? endpoint_->name : std::string("?")) + " " +
                      (error_code == h2::kConnectionLost
                           ? "connection lost (" + (session ? session->close_reason() : "") + ")"

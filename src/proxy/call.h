@@ -83,6 +83,9 @@ class Call final : public h2::StreamHandler,
   void note_status(const h2::HeaderList& headers);
   // The call is over: feed its outcome to the route's breaker.
   void report_outcome();
+  // An attempt on endpoint_ ended: feed the cluster's outlier detector (failure = a code from
+  // the failure-code set, a reset, or a per-try timeout).
+  void report_attempt(bool failure);
   void cancel_upstream();
   // Asks the route's retry policy about an attempt that ended before commit with |outcome|;
   // on a retry, tears the attempt down and arms the backoff. False: answer the call now.

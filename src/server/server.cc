@@ -212,8 +212,17 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
       if (!resolved) return base::fail(where(config, a.pos) + resolved.error().message);
       // Each address of a name is an endpoint of its own (a headless service's pods).
       for (const net::SocketAddress& addr : *resolved) {
-        spec.endpoints.push_back({a.host + ":" + std::to_string(a.port), addr});
+        spec.endpoints.push_back({a.host + ":" + std::to_string(a.port), addr,
+                                  static_cast<uint32_t>(spec.endpoints.size())});
       }
+    }
+    if (c.outlier_detection) {
+      policy::OutlierDetectorParams params;
+      params.consecutive_failures = c.outlier_detection->consecutive_failures;
+      params.base_ejection_time = c.outlier_detection->base_ejection_time;
+      params.max_ejection_time = c.outlier_detection->max_ejection_time;
+      params.max_ejection_percent = c.outlier_detection->max_ejection_percent;
+      spec.outliers = std::make_shared<policy::OutlierDetector>(params, spec.endpoints.size());
     }
     snapshot->clusters.push_back(std::move(spec));
   }

@@ -25,6 +25,11 @@ ClusterPool::~ClusterPool() {
 }
 
 void ClusterPool::acquire(Waiter* waiter) {
+  if (spec_.outliers) {
+    for (size_t i = 0; i < health_.size(); ++i) {
+      health_[i].ejected_until = spec_.outliers->ejected_until(i);
+    }
+  }
   size_t index = pick_round_robin(health_, &cursor_, base::SteadyClock::now());
   if (shut_down_ || index == endpoints_.size()) {
     std::string reason = "no healthy endpoint in cluster \"" + spec_.name + "\"";

@@ -15,6 +15,7 @@
 #include "net/address.h"
 #include "net/worker.h"
 #include "tls/context.h"
+#include "policy/outlier_detector.h"
 #include "upstream/load_balancer.h"
 
 namespace skiff::upstream {
@@ -22,6 +23,7 @@ namespace skiff::upstream {
 struct EndpointSpec {
   std::string name;  // as configured, e.g. "users-0:8080"
   net::SocketAddress address;
+  uint32_t index = 0;  // position in the cluster (keys the outlier detector)
 };
 
 struct ClusterSpec {
@@ -32,6 +34,8 @@ struct ClusterSpec {
   // TLS origination (mTLS between sidecars); null = plaintext h2c. Each new connection takes
   // the slot's current context, so rotated certificates apply to new connections.
   std::shared_ptr<tls::ContextSlot> tls;
+  // Shared by every worker; null when the cluster has no outlier_detection.
+  std::shared_ptr<policy::OutlierDetector> outliers;
 };
 
 // Someone waiting for a stream slot (a proxy::Call). Answers come on a later loop turn.

@@ -10,7 +10,7 @@ size_t pick_round_robin(std::span<const EndpointHealth> health, size_t* cursor,
   const size_t n = health.size();
   for (size_t i = 0; i < n; ++i) {
     size_t index = (*cursor + i) % n;
-    if (health[index].backoff_until <= now) {
+    if (health[index].backoff_until <= now && health[index].ejected_until <= now) {
       *cursor = (index + 1) % n;
       return index;
     }

@@ -10,10 +10,11 @@ namespace skiff::upstream {
 
 struct EndpointHealth {
   base::TimePoint backoff_until{};  // connect failures: skip until then
+  base::TimePoint ejected_until{};  // outlier detection: skip until then
 };
 
-// Round robin from |*cursor| over endpoints not in connect backoff at |now|; advances the
-// cursor past the pick. Returns |health.size()| when every endpoint is backing off.
+// Round robin from |*cursor| over endpoints neither in connect backoff nor ejected at |now|;
+// advances the cursor past the pick. Returns |health.size()| when none is available.
 size_t pick_round_robin(std::span<const EndpointHealth> health, size_t* cursor,
                         base::TimePoint now);
 

@@ -271,5 +271,49 @@ TEST(Policies, Outbound_RetryBudgetCapsRetriesUnderTotalFailure) {
   EXPECT_GE(server.calls("Unary"), kCalls + 1);
 }
 
+TEST(Policies, Outbound_OutlierEjectedEndpointGetsNoTrafficThenReturns) {
+  TestServer bad(0);
+  TestServer good(1);
+  SkiffProcess skiff(
+      "workers: 1\n"
+      "listeners:\n"
+      "  - name: outbound\n"
+      "    address: 127.0.0.1:0\n"
+      "    routes:\n"
+      "      - match: {}\n"
+      "        cluster: backend\n"
+      "clusters:\n"
+      "  - name: backend\n"
+      "    endpoints: [ \"" +
+      bad.address() + "\", \"" + good.address() +
+      "\" ]\n"
+      "    outlier_detection: { consecutive_failures: 2, base_ejection_time: 3s,\n"
+      "                         max_ejection_percent: 50 }\n");
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  Request req;  // fails on server 0 only
+  req.set_respond_status(static_cast<int>(StatusCode::UNAVAILABLE));
+  req.set_fail_on_server(1);
+
+  // Round robin alternates until the bad endpoint has failed twice in a row: then it is ejected.
+  int failures = 0;
+  for (int i = 0; i < 8 && failures < 2; ++i) {
+    if (!unary(*stub, req).ok()) ++failures;
+  }
+  ASSERT_EQ(failures, 2);
+  const int bad_calls = bad.calls("Unary");
+  EXPECT_EQ(bad_calls, 2);
+
+  // Ejected for 3 s: 10 calls on loopback all go to the good endpoint.
+  int ok = 0;
+  for (int i = 0; i < 10; ++i) ok += unary(*stub, req).ok() ? 1 : 0;
+  EXPECT_EQ(ok, 10);
+  EXPECT_EQ(bad.calls("Unary"), bad_calls);
+
+  // After base_ejection_time the endpoint returns and gets traffic again.
+  const auto deadline = Clock::now() + Millis(20'000);
+  while (bad.calls("Unary") == bad_calls && Clock::now() < deadline) unary(*stub, req);
+  EXPECT_GT(bad.calls("Unary"), bad_calls) << "ejected endpoint never returned";
+}
+
 }  // namespace
 }  // namespace skiff::it

@@ -109,6 +109,7 @@ class TestServer::Service final : public skiff::testing::TestService::Service {
     if (!pause(ctx, req->delay_ms())) return cancelled_status();
     bool fail = req->respond_status() != 0;
     if (fail && req->fail_attempts() > 0) fail = previous_attempts(ctx) < req->fail_attempts();
+    if (fail && req->fail_on_server() > 0) fail = req->fail_on_server() - 1 == server_.id();
     if (fail) return status_of(req->respond_status(), req->respond_message());
     *resp = make_response(*req, 0, server_.id(), static_cast<int64_t>(req->payload().size()), 1);
     return Status::OK;

@@ -1,0 +1,83 @@
+// Tests for the cluster key outlier_detection: values, defaults, and exact "file:line:col" errors.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "config/config.h"
+
+namespace skiff::config {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// Loads a config whose only cluster has |cluster_keys| (indented 4 spaces, starting on line 9);
+// returns the error text, or "loaded".
+std::string cluster_error(const std::string& cluster_keys, Config* out = nullptr) {
+  const std::string yaml = R"(listeners:
+  - name: outbound
+    address: 127.0.0.1:15001
+    routes:
+      - match: {}
+        cluster: users
+clusters:
+  - name: users
+    endpoints: [ "127.0.0.1:50051", "127.0.0.1:50052" ]
+)" + cluster_keys;
+  auto config = load_string(yaml, "test.yaml");
+  if (config && out != nullptr) *out = *config;
+  return config ? "loaded" : config.error().to_string();
+}
+
+TEST(OutlierConfig, ParsesEveryKeyAndDefaults) {
+  Config config;
+  ASSERT_EQ(cluster_error("    outlier_detection: { consecutive_failures: 3, base_ejection_time: "
+                          "1s, max_ejection_time: 10s, max_ejection_percent: 50 }\n",
+                          &config),
+            "loaded");
+  const auto& od = config.clusters.at(0).outlier_detection;
+  ASSERT_TRUE(od.has_value());
+  EXPECT_EQ(od->consecutive_failures, 3u);
+  EXPECT_EQ(od->base_ejection_time, seconds(1));
+  EXPECT_EQ(od->max_ejection_time, seconds(10));
+  EXPECT_EQ(od->max_ejection_percent, 50u);
+  EXPECT_EQ(od->pos.line, 10);
+
+  ASSERT_EQ(cluster_error("    outlier_detection: {}\n", &config), "loaded");
+  const auto& defaults = config.clusters.at(0).outlier_detection;
+  ASSERT_TRUE(defaults.has_value());
+  EXPECT_EQ(defaults->consecutive_failures, 5u);
+  EXPECT_EQ(defaults->base_ejection_time, seconds(30));
+  EXPECT_EQ(defaults->max_ejection_time, seconds(300));
+  EXPECT_EQ(defaults->max_ejection_percent, 10u);
+
+  // A base above the default max raises the max with it.
+  ASSERT_EQ(cluster_error("    outlier_detection: { base_ejection_time: 10m }\n", &config),
+            "loaded");
+  EXPECT_EQ(config.clusters.at(0).outlier_detection->max_ejection_time, milliseconds(600000));
+
+  ASSERT_EQ(cluster_error("", &config), "loaded");
+  EXPECT_FALSE(config.clusters.at(0).outlier_detection.has_value());
+}
+
+TEST(OutlierConfig, RejectsBadValues) {
+  EXPECT_EQ(cluster_error("    outlier_detection: { consecutive_failures: 0 }\n"),
+            "test.yaml:10:48: clusters[0].outlier_detection.consecutive_failures: 0 is out of "
+            "range 1..1000000");
+  EXPECT_EQ(cluster_error("    outlier_detection: { base_ejection_time: 0s }\n"),
+            "test.yaml:10:46: clusters[0].outlier_detection.base_ejection_time: must be greater "
+            "than 0");
+  EXPECT_EQ(cluster_error("    outlier_detection: { base_ejection_time: 10s, max_ejection_time: "
+                          "5s }\n"),
+            "test.yaml:10:70: clusters[0].outlier_detection.max_ejection_time: 5000ms is less than "
+            "base_ejection_time (10000ms)");
+  EXPECT_EQ(cluster_error("    outlier_detection: { max_ejection_percent: 101 }\n"),
+            "test.yaml:10:48: clusters[0].outlier_detection.max_ejection_percent: 101 is out of "
+            "range 0..100");
+  EXPECT_EQ(cluster_error("    outlier_detection: { interval: 10s }\n"),
+            "test.yaml:10:26: clusters[0].outlier_detection: unknown key 'interval'; allowed keys: "
+            "consecutive_failures, base_ejection_time, max_ejection_time, max_ejection_percent");
+}
+
+}  // namespace
+}  // namespace skiff::config
