@@ -66,8 +66,8 @@ void ClientSession::on_connect(int status) {
 
 bool ClientSession::has_capacity() const {
   if (!ready_ || going_away_ || closed()) return false;
-  return streams_.size() < nghttp2_session_get_remote_settings(
-                               ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  return streams_.size() <
+         nghttp2_session_get_remote_settings(ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
 int32_t ClientSession::open_stream(std::span<const HeaderView> headers,
@@ -133,17 +133,9 @@ int ClientSession::on_header(nghttp2_session*, const nghttp2_frame* frame, nghtt
   auto it = self->streams_.find(frame->hd.stream_id);
   if (it == self->streams_.end()) return 0;
   Stream& s = it->second;
-  nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
-  nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
-  s.header_bytes += n.len + v.len + 32;
-  if (s.too_large || s.header_bytes > self->limits_.max_header_list_bytes ||
-      s.headers.size() >= self->limits_.max_header_count) {
+  if (!s.too_large && !collect_header(s.headers, s.header_bytes, self->limits_, name, value)) {
     s.too_large = true;
-    return 0;
   }
-  if (s.headers.empty()) s.headers.reserve(16);
-  s.headers.push_back(Header{std::string(reinterpret_cast<const char*>(n.base), n.len),
-                             std::string(reinterpret_cast<const char*>(v.base), v.len)});
   return 0;
 }
 
@@ -193,8 +185,8 @@ int ClientSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
   return 0;
 }
 
-int ClientSession::on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id,
-                                 const uint8_t* data, size_t len, void* user) {
+int ClientSession::on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                                 size_t len, void* user) {
   auto* self = static_cast<ClientSession*>(user);
   auto it = self->streams_.find(stream_id);
   if (it == self->streams_.end() || it->second.handler == nullptr) {

@@ -3,6 +3,20 @@
 
 namespace skiff::h2 {
 
+bool collect_header(HeaderList& headers, size_t& charged_bytes, const Limits& limits,
+                    nghttp2_rcbuf* name, nghttp2_rcbuf* value) {
+  nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
+  nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
+  charged_bytes += n.len + v.len + 32;
+  if (charged_bytes > limits.max_header_list_bytes || headers.size() >= limits.max_header_count) {
+    return false;
+  }
+  if (headers.empty()) headers.reserve(16);
+  headers.push_back(Header{std::string(reinterpret_cast<const char*>(n.base), n.len),
+                           std::string(reinterpret_cast<const char*>(v.base), v.len)});
+  return true;
+}
+
 std::string_view find_header(const HeaderList& headers, std::string_view name) {
   for (const Header& h : headers) {
     if (h.name == name) return h.value;

@@ -41,4 +41,11 @@ struct Limits {
   uint32_t max_frame_size = 16 * 1024;
 };
 
+// Receiving a header block: charges the field against |limits| (its decoded bytes plus HPACK's
+// 32 bytes of overhead, counted before anything is kept, so discarded fields cost too) and keeps
+// it in |headers| while the block stays within max_header_list_bytes and max_header_count.
+// Returns false once the block is over (the field is then dropped).
+bool collect_header(HeaderList& headers, size_t& charged_bytes, const Limits& limits,
+                    nghttp2_rcbuf* name, nghttp2_rcbuf* value);
+
 }  // namespace skiff::h2

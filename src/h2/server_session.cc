@@ -40,8 +40,7 @@ ServerSession::ServerSession(net::Worker& worker, const Limits& limits,
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &ServerSession::on_stream_close);
   nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs,
                                                                &ServerSession::on_invalid_frame);
-  nghttp2_session_callbacks_set_on_invalid_header_callback2(cbs,
-                                                            &ServerSession::on_invalid_header);
+  nghttp2_session_callbacks_set_on_invalid_header_callback2(cbs, &ServerSession::on_invalid_header);
   nghttp2_option* opt = make_options(/*server=*/true);
   SKIFF_CHECK(nghttp2_session_server_new2(&ng_, cbs, this, opt) == 0);
   nghttp2_option_del(opt);
@@ -183,18 +182,10 @@ int ServerSession::on_header(nghttp2_session*, const nghttp2_frame* frame, nghtt
   auto* self = static_cast<ServerSession*>(user);
   ServerStream* stream = self->find(frame->hd.stream_id);
   if (stream == nullptr || stream->handler_) return 0;  // request trailers: gRPC has none; drop
-  nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
-  nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
-  // Charge every decoded field (32 bytes of overhead each, as HPACK counts) before keeping it.
-  stream->header_bytes_ += n.len + v.len + 32;
-  if (stream->headers_too_large_ || stream->header_bytes_ > self->limits_.max_header_list_bytes ||
-      stream->headers_.size() >= self->limits_.max_header_count) {
+  if (!stream->headers_too_large_ &&
+      !collect_header(stream->headers_, stream->header_bytes_, self->limits_, name, value)) {
     stream->headers_too_large_ = true;
-    return 0;
   }
-  if (stream->headers_.empty()) stream->headers_.reserve(16);
-  stream->headers_.push_back(Header{std::string(reinterpret_cast<const char*>(n.base), n.len),
-                                    std::string(reinterpret_cast<const char*>(v.base), v.len)});
   return 0;
 }
 
@@ -235,8 +226,8 @@ int ServerSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
   return 0;
 }
 
-int ServerSession::on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id,
-                                 const uint8_t* data, size_t len, void* user) {
+int ServerSession::on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                                 size_t len, void* user) {
   auto* self = static_cast<ServerSession*>(user);
   ServerStream* stream = self->find(stream_id);
   if (stream == nullptr || !stream->handler_) {
