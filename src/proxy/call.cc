@@ -27,8 +27,8 @@ constexpr std::string_view kPeerIdentityHeader = "x-skiff-peer-identity";
 // between hops.
 bool is_hop_by_hop(std::string_view name) {
   static constexpr std::array<std::string_view, 8> kNames = {
-      "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-      "upgrade",    "te",         "host",             "grpc-timeout"};
+      "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
+      "te",         "host",       "grpc-timeout"};
   return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
 }
 
@@ -46,6 +46,12 @@ h2::HeaderList to_h2(const Headers& headers) {
   out.reserve(headers.size());
   for (const auto& h : headers) out.push_back(h2::Header{h.name, h.value});
   return out;
+}
+
+// The default failure-code set (docs/policies.md) decides what counts against an upstream, for
+// the breaker and outlier detection alike.
+bool is_failure(StatusCode code) {
+  return policy::FailureCodes::defaults().contains(static_cast<uint8_t>(code));
 }
 
 std::string describe_h2_error(uint32_t code) {
@@ -71,9 +77,7 @@ double jitter01() {
 }  // namespace
 
 Call::Call(CallContext context, h2::ServerStream& downstream)
-    : ctx_(std::move(context)),
-      downstream_(&downstream),
-      downstream_id_(downstream.id()) {
+    : ctx_(std::move(context)), downstream_(&downstream), downstream_id_(downstream.id()) {
   // Request bytes leave the downstream window until the upstream session has taken them.
   request_body_.set_on_drained([this](size_t n) {
     if (downstream_ != nullptr) downstream_->session().consume(downstream_id_, n);
@@ -123,9 +127,9 @@ void Call::start() {
   route_ = ctx_.listener.routes.find(h2::find_header(headers, ":authority"), method->service,
                                      method->method);
   if (route_ == nullptr) {
-    return reply_local({StatusCode::kUnimplemented, "no route for " + std::string(path) +
-                                                        " on listener \"" + ctx_.listener.name +
-                                                        "\""});
+    return reply_local(
+        {StatusCode::kUnimplemented,
+         "no route for " + std::string(path) + " on listener \"" + ctx_.listener.name + "\""});
   }
   // Authorization: the route's allow list against the connection's verified identity.
   std::string_view peer = downstream_->session().peer_identity();
@@ -136,9 +140,9 @@ void Call::start() {
       return reply_local({StatusCode::kPermissionDenied,
                           std::string(path) + " requires a verified caller identity (mTLS)"});
     case policy::AuthzDecision::kNotAllowed:
-      return reply_local({StatusCode::kPermissionDenied,
-                          "caller " + std::string(peer) + " is not allowed to call " +
-                              std::string(path)});
+      return reply_local(
+          {StatusCode::kPermissionDenied,
+           "caller " + std::string(peer) + " is not allowed to call " + std::string(path)});
   }
 
   policy_ = &ctx_.listener.policies[route_->index];
@@ -153,9 +157,9 @@ void Call::start() {
   if (std::string_view t = h2::find_header(headers, "grpc-timeout"); !t.empty()) {
     auto parsed = grpc::parse_timeout(t);
     if (!parsed) {
-      return reply_local({StatusCode::kInternal, "malformed grpc-timeout \"" + std::string(t) +
-                                                     "\": " +
-                                                     std::string(to_string(parsed.error()))});
+      return reply_local(
+          {StatusCode::kInternal, "malformed grpc-timeout \"" + std::string(t) +
+                                      "\": " + std::string(to_string(parsed.error()))});
     }
     budget = *parsed;
   }
@@ -190,8 +194,8 @@ void Call::on_upstream_ready(h2::ClientSession* session, const upstream::Endpoin
   int32_t id =
       session->open_stream(upstream_request_headers(timeout_scratch, attempts_scratch), this);
   if (id < 0) {
-    return reply_local({StatusCode::kUnavailable, "cannot open a stream to " + endpoint.name +
-                                                      ": " + nghttp2_strerror(id)});
+    return reply_local({StatusCode::kUnavailable,
+                        "cannot open a stream to " + endpoint.name + ": " + nghttp2_strerror(id)});
   }
   upstream_ = session;
   upstream_id_ = id;
@@ -398,7 +402,7 @@ void Call::report_outcome() {
     }
     return;
   }
-  bool failure = policy::FailureCodes::defaults().contains(static_cast<uint8_t>(*final_status_));
+  bool failure = is_failure(*final_status_);
   policy_->breaker->on_result(ticket, failure, base::SteadyClock::now());
 }
 
@@ -439,7 +443,7 @@ void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
     if (std::string_view p = h2::find_header(headers, "grpc-retry-pushback-ms"); !p.empty()) {
       pushback = policy::Pushback::parse(p);
     }
-    report_attempt(policy::FailureCodes::defaults().contains(static_cast<uint8_t>(code)));
+    report_attempt(is_failure(code));
     if (maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback)) return;
     // Forwarded as one HEADERS frame, so it stays a trailers-only response.
     response_complete_ = true;
@@ -484,7 +488,7 @@ void Call::on_response_trailers(h2::HeaderList trailers) {
   stop_deadline();
   transition_to(State::kDone);
   note_status(trailers);
-  report_attempt(policy::FailureCodes::defaults().contains(static_cast<uint8_t>(*final_status_)));
+  report_attempt(is_failure(*final_status_));
   if (policy_->retry_budget && final_status_) {
     // Committed calls feed the cluster's retry throttling too (gRFC A6).
     if (*final_status_ == StatusCode::kOk) {
@@ -525,7 +529,7 @@ void Call::on_upstream_close(uint32_t error_code) {
   }
   if (state_ == State::kCommitted) {
     StatusCode code = error_code == h2::kConnectionLost ? StatusCode::kUnavailable
-                                                          : grpc::status_from_h2_error(error_code);
+                                                        : grpc::status_from_h2_error(error_code);
     abort_committed(code, what + " after response headers", NGHTTP2_INTERNAL_ERROR);
   }
 }
@@ -548,8 +552,8 @@ void Call::reply_local(grpc::LocalReply reply) {
                     << grpc::status_name(reply.code) << ": " << reply.message;
   transition_to(State::kDone);
   note_status(reply.code);
-  downstream_->session().submit_response(
-      downstream_id_, to_h2(grpc::trailers_only_headers(reply)), /*with_body=*/false);
+  downstream_->session().submit_response(downstream_id_, to_h2(grpc::trailers_only_headers(reply)),
+                                         /*with_body=*/false);
 }
 
 void Call::abort_committed(StatusCode code, std::string_view message, uint32_t h2_error) {
