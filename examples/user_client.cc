@@ -25,33 +25,19 @@
 #include <thread>
 #include <vector>
 
+#include "base/status_code_names.h"
 #include "user.grpc.pb.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int kCodes = 17;  // grpc::StatusCode 0..16
+constexpr int kCodes = skiff::base::kStatusCodeNames.size();  // grpc::StatusCode 0..16
 constexpr int kMaxLoggedErrors = 5;
 
-const char* code_name(int code) {
-  static constexpr std::array<const char*, kCodes> kNames = {"OK",
-                                                             "CANCELLED",
-                                                             "UNKNOWN",
-                                                             "INVALID_ARGUMENT",
-                                                             "DEADLINE_EXCEEDED",
-                                                             "NOT_FOUND",
-                                                             "ALREADY_EXISTS",
-                                                             "PERMISSION_DENIED",
-                                                             "RESOURCE_EXHAUSTED",
-                                                             "FAILED_PRECONDITION",
-                                                             "ABORTED",
-                                                             "OUT_OF_RANGE",
-                                                             "UNIMPLEMENTED",
-                                                             "INTERNAL",
-                                                             "UNAVAILABLE",
-                                                             "DATA_LOSS",
-                                                             "UNAUTHENTICATED"};
-  return code >= 0 && code < kCodes ? kNames[code] : "?";
+// The shared gRPC status-name table (src/base, header-only).
+std::string_view code_name(int code) {
+  const auto& names = skiff::base::kStatusCodeNames;
+  return code >= 0 && code < static_cast<int>(names.size()) ? names[code] : "?";
 }
 
 struct Stats {

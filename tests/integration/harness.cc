@@ -16,6 +16,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "base/status_code_names.h"
+
 #ifndef SKIFF_BINARY
 #error "SKIFF_BINARY must be defined (path of the skiff binary under test)"
 #endif
@@ -230,25 +232,9 @@ std::unique_ptr<skiff::testing::OtherService::Stub> TestMesh::other_client(
 }
 
 std::string describe(const grpc::Status& status) {
-  static constexpr const char* kNames[] = {"OK",
-                                           "CANCELLED",
-                                           "UNKNOWN",
-                                           "INVALID_ARGUMENT",
-                                           "DEADLINE_EXCEEDED",
-                                           "NOT_FOUND",
-                                           "ALREADY_EXISTS",
-                                           "PERMISSION_DENIED",
-                                           "RESOURCE_EXHAUSTED",
-                                           "FAILED_PRECONDITION",
-                                           "ABORTED",
-                                           "OUT_OF_RANGE",
-                                           "UNIMPLEMENTED",
-                                           "INTERNAL",
-                                           "UNAVAILABLE",
-                                           "DATA_LOSS",
-                                           "UNAUTHENTICATED"};
   const int code = static_cast<int>(status.error_code());
-  std::string name = code >= 0 && code <= 16 ? kNames[code] : "?";
+  const auto& names = base::kStatusCodeNames;
+  std::string name(code >= 0 && code < static_cast<int>(names.size()) ? names[code] : "?");
   if (status.ok() && status.error_message().empty()) return name;
   return name + " (" + std::to_string(code) + "): \"" + status.error_message() + "\"";
 }
