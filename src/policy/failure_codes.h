@@ -45,6 +45,13 @@ class FailureCodes {
     out.proxy_ |= static_cast<uint8_t>(1u << static_cast<uint8_t>(failure));
     return out;
   }
+  // Every code and failure of either set.
+  constexpr FailureCodes merge(const FailureCodes& other) const {
+    FailureCodes out = *this;
+    out.codes_ |= other.codes_;
+    out.proxy_ |= other.proxy_;
+    return out;
+  }
   constexpr FailureCodes remove(uint8_t code) const {
     FailureCodes out = *this;
     if (code <= kMaxCode) out.codes_ &= ~(1u << code);

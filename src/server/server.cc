@@ -137,17 +137,19 @@ base::Result<policy::RetryPolicy> to_retry_policy(const config::Config& config,
   p.backoff.max = r.backoff_max;
   p.backoff.multiplier = r.backoff_multiplier;
   if (!r.on.empty()) {
-    std::vector<std::string> names;
+    // Parsed one name at a time, so an error points at that entry's position.
+    policy::FailureCodes retry_on;
     for (const config::Retry::Code& code : r.on) {
       std::string one[] = {code.name};
-      if (auto parsed = policy::FailureCodes::parse(one); !parsed) {
+      auto parsed = policy::FailureCodes::parse(one);
+      if (!parsed) {
         std::string_view message = parsed.error().message;
         if (message.starts_with("[0]: ")) message.remove_prefix(5);  // a one-entry list
         return base::fail(where(config, code.pos) + std::string(message));
       }
-      names.push_back(code.name);
+      retry_on = retry_on.merge(*parsed);
     }
-    p.retry_on = *policy::FailureCodes::parse(names);
+    p.retry_on = retry_on;
     // As in gRPC's own retries, failures skiff reports with a status count as that status:
     // connect failures and resets surface as UNAVAILABLE, a per-try timeout as
     // DEADLINE_EXCEEDED (docs/policies.md).

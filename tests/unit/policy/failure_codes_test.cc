@@ -88,3 +88,22 @@ TEST(FailureCodes, ToStringListsMembersInOrder) {
 
 }  // namespace
 }  // namespace skiff::policy
+
+namespace skiff::policy {
+namespace {
+
+TEST(FailureCodesMerge, HasEveryCodeAndFailureOfBoth) {
+  FailureCodes a = FailureCodes().add(kCodeUnavailable).add(ProxyFailure::kReset);
+  FailureCodes b = FailureCodes().add(kCodeInternal).add(ProxyFailure::kConnectFailure);
+  FailureCodes both = a.merge(b);
+  EXPECT_TRUE(both.contains(kCodeUnavailable));
+  EXPECT_TRUE(both.contains(kCodeInternal));
+  EXPECT_TRUE(both.contains(ProxyFailure::kReset));
+  EXPECT_TRUE(both.contains(ProxyFailure::kConnectFailure));
+  EXPECT_FALSE(both.contains(kCodeDataLoss));
+  EXPECT_FALSE(both.contains(ProxyFailure::kPerTryTimeout));
+  EXPECT_TRUE(a.merge(FailureCodes()) == a);
+}
+
+}  // namespace
+}  // namespace skiff::policy
