@@ -8,10 +8,11 @@ packages=(
   libuv1-dev libnghttp2-dev libssl-dev
   libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc
-  libyaml-cpp-dev prometheus-cpp-dev
+  libyaml-cpp-dev prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev libcurl4-openssl-dev
   libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   nghttp2-client nghttp2-proxy openssl procps
+  prometheus
 )
 # `make bench` also needs these (scripts/install-deps.sh --bench): the driver, the plot.
 if [ "${1:-}" = "--bench" ]; then

@@ -711,6 +711,49 @@ Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
   return cluster;
 }
 
+Admin read_admin(const Value& value) {
+  const MapReader map(value, {"address"});
+  Admin admin;
+  admin.pos = value.pos;
+  if (auto address = map.find("address")) admin.address = read_address(*address, 0);
+  return admin;
+}
+
+Tracing read_tracing(const Value& value) {
+  const MapReader map(value, {"sample_rate", "zipkin_url", "service_name", "max_queue"});
+  Tracing tracing;
+  tracing.pos = value.pos;
+  if (auto rate = map.find("sample_rate")) tracing.sample_rate = read_number(*rate, 0, 1, "0..1");
+  if (auto url = map.find("zipkin_url")) {
+    tracing.zipkin_url = read_string(*url);
+    if (!tracing.zipkin_url.starts_with("http://") && !tracing.zipkin_url.starts_with("https://")) {
+      fail(*url, fmt::format("invalid URL '{}': expected http://host:port/path (Zipkin's is "
+                             "http://HOST:9411/api/v2/spans)",
+                             tracing.zipkin_url));
+    }
+  }
+  if (auto name = map.find("service_name")) {
+    tracing.service_name = read_string(*name);
+    if (tracing.service_name.empty()) fail(*name, "must not be empty");
+  }
+  if (auto max = map.find("max_queue")) {
+    tracing.max_queue = static_cast<uint32_t>(read_integer(*max, 1, 10'000'000));
+  }
+  return tracing;
+}
+
+AccessLog read_access_log(const Value& value) {
+  const MapReader map(value, {"path", "sample_rate"});
+  AccessLog log;
+  log.pos = value.pos;
+  if (auto path = map.find("path")) {
+    log.path = read_string(*path);
+    if (log.path.empty()) fail(*path, "must not be empty (use \"-\" for stdout)");
+  }
+  if (auto rate = map.find("sample_rate")) log.sample_rate = read_number(*rate, 0, 1, "0..1");
+  return log;
+}
+
 uint32_t read_workers(const Value& value) {
   if (value.node.IsScalar() && value.node.Scalar() == "auto") return 0;
   return static_cast<uint32_t>(read_integer(value, 1, 1024, "'auto' or an integer"));
@@ -718,12 +761,16 @@ uint32_t read_workers(const Value& value) {
 
 Config read_config(const YAML::Node& root, const std::string& source) {
   const MapReader map(Value{root, "", position_of(root.Mark())},
-                      {"workers", "drain_timeout", "http2", "listeners", "clusters"});
+                      {"workers", "drain_timeout", "http2", "admin", "tracing", "access_log",
+                       "listeners", "clusters"});
   Config config;
   config.source = source;
   if (auto workers = map.find("workers")) config.workers = read_workers(*workers);
   if (auto drain = map.find("drain_timeout")) config.drain_timeout = read_duration(*drain);
   if (auto http2 = map.find("http2")) config.http2 = read_http2(*http2);
+  if (auto admin = map.find("admin")) config.admin = read_admin(*admin);
+  if (auto tracing = map.find("tracing")) config.tracing = read_tracing(*tracing);
+  if (auto log = map.find("access_log")) config.access_log = read_access_log(*log);
 
   std::vector<ClusterRef> cluster_refs;
   const Value listeners = map.require("listeners");

@@ -44,8 +44,8 @@ struct RouteMatch {
 
 // Route `rate_limit` (docs/policies.md): one token bucket per route, shared by all workers.
 struct RateLimit {
-  double rps = 0;          // required, 0.001..1e9
-  uint32_t burst = 1;      // >= 1
+  double rps = 0;            // required, 0.001..1e9
+  uint32_t burst = 1;        // >= 1
   bool unavailable = false;  // status: unavailable (true) or resource_exhausted (default)
   Position pos;
 };
@@ -129,9 +129,9 @@ enum class LoadBalancing { kRoundRobin };
 // Cluster `outlier_detection` (docs/policies.md): endpoints ejected after consecutive failed
 // attempts, shared by all workers.
 struct OutlierDetection {
-  uint32_t consecutive_failures = 5;  // 1..1000000
-  Millis base_ejection_time{30000};   // > 0; an ejection lasts base x times ejected...
-  Millis max_ejection_time{300000};   // ...up to this (>= base)
+  uint32_t consecutive_failures = 5;   // 1..1000000
+  Millis base_ejection_time{30000};    // > 0; an ejection lasts base x times ejected...
+  Millis max_ejection_time{300000};    // ...up to this (>= base)
   uint32_t max_ejection_percent = 10;  // 0..100: at most this share of endpoints ejected at once
   Position pos;
 };
@@ -143,7 +143,29 @@ struct Cluster {
   Millis connect_timeout{1000};
   uint32_t max_connections_per_endpoint = 4;  // pool size per worker per endpoint
   std::optional<OutlierDetection> outlier_detection;
-  std::optional<ClusterTls> tls;              // none = plaintext h2c
+  std::optional<ClusterTls> tls;  // none = plaintext h2c
+  Position pos;
+};
+
+// `admin` (docs/observability.md): the HTTP/1.1 admin listener.
+struct Admin {
+  Address address{"127.0.0.1", 9901, {}};  // port 0 = any free port (logged)
+  Position pos;
+};
+
+// `tracing` (docs/observability.md): trace-context propagation and Zipkin span export.
+struct Tracing {
+  double sample_rate = 0.01;  // 0..1: share of new traces sampled (a caller's decision wins)
+  std::string zipkin_url;     // e.g. http://127.0.0.1:9411/api/v2/spans; empty = no export
+  std::string service_name = "skiff";
+  uint32_t max_queue = 10000;  // spans waiting for export; more are dropped (counted)
+  Position pos;
+};
+
+// `access_log` (docs/observability.md): one JSON line per call, written off the workers.
+struct AccessLog {
+  std::string path = "-";  // "-" = stdout
+  double sample_rate = 1.0;
   Position pos;
 };
 
@@ -152,7 +174,10 @@ struct Config {
   uint32_t workers = 0;  // 0 = auto (one per core)
   Millis drain_timeout{5000};
   Http2 http2;
-  std::vector<Listener> listeners;  // at least one
+  std::optional<Admin> admin;           // none = no admin listener
+  std::optional<Tracing> tracing;       // none = trace headers pass through untouched
+  std::optional<AccessLog> access_log;  // none = off
+  std::vector<Listener> listeners;      // at least one
   std::vector<Cluster> clusters;
 };
 

@@ -78,6 +78,7 @@ int32_t ClientSession::open_stream(std::span<const HeaderView> headers,
   int32_t id = nghttp2_submit_request(ng_, nullptr, nva.data(), nva.size(), &provider, nullptr);
   if (id < 0) return id;
   streams_[id].handler = handler;
+  count_stream_opened();
   schedule_flush();
   return id;
 }
@@ -113,6 +114,7 @@ void ClientSession::on_session_closed(const char* reason) {
   auto streams = std::move(streams_);
   streams_.clear();
   for (auto& [id, stream] : streams) {
+    count_stream_closed();
     if (stream.handler != nullptr) stream.handler->on_upstream_close(kConnectionLost);
   }
 }
@@ -141,6 +143,7 @@ int ClientSession::on_header(nghttp2_session*, const nghttp2_frame* frame, nghtt
 
 int ClientSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<ClientSession*>(user);
+  self->count_frame_recv(frame);
   switch (frame->hd.type) {
     case NGHTTP2_GOAWAY:
       // No new streams here; streams above last_stream_id are closed with REFUSED_STREAM.
@@ -205,6 +208,7 @@ int ClientSession::on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t
   if (it == self->streams_.end()) return 0;
   ClientStreamHandler* handler = it->second.handler;
   self->streams_.erase(it);
+  self->count_stream_closed();
   if (handler != nullptr) handler->on_upstream_close(error_code);
   if (self->callbacks_.on_capacity) self->callbacks_.on_capacity(self);
   return 0;

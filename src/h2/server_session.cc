@@ -157,6 +157,7 @@ void ServerSession::on_session_closed(const char*) {
   drain_timer_.stop();
   idle_timer_.stop();
   for (auto& [id, stream] : streams_) {
+    count_stream_closed();
     if (stream->handler_) stream->handler_->on_stream_close(NGHTTP2_CANCEL);
     worker_.defer_delete(std::move(stream));
   }
@@ -173,6 +174,7 @@ int ServerSession::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   int32_t id = frame->hd.stream_id;
   self->streams_.emplace(id, std::make_unique<ServerStream>(*self, id));
+  self->count_stream_opened();
   self->idle_timer_.stop();
   return 0;
 }
@@ -191,6 +193,7 @@ int ServerSession::on_header(nghttp2_session*, const nghttp2_frame* frame, nghtt
 
 int ServerSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<ServerSession*>(user);
+  self->count_frame_recv(frame);
   switch (frame->hd.type) {
     case NGHTTP2_PING:
       if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && self->draining_) self->finish_goaway();
@@ -247,6 +250,7 @@ int ServerSession::on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t
   if (it == self->streams_.end()) return 0;
   std::unique_ptr<ServerStream> stream = std::move(it->second);
   self->streams_.erase(it);
+  self->count_stream_closed();
   if (stream->handler_) stream->handler_->on_stream_close(error_code);
   self->worker_.defer_delete(std::move(stream));
   self->arm_idle_timer();

@@ -30,6 +30,32 @@ Session::~Session() {
 void Session::set_common_callbacks(nghttp2_session_callbacks* cbs) {
   nghttp2_session_callbacks_set_send_callback(cbs, &Session::on_send);
   nghttp2_session_callbacks_set_send_data_callback(cbs, &Session::on_send_data);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &Session::on_frame_send);
+}
+
+void Session::set_stats(net::ConnectionStats* stats) {
+  stats_ = stats;
+  if (stats_ != nullptr) stats_->connections.inc();
+}
+
+void Session::count_protocol_error() {
+  if (stats_ == nullptr || protocol_error_counted_) return;
+  protocol_error_counted_ = true;
+  stats_->protocol_errors.add();
+}
+
+void Session::count_frame_recv(const nghttp2_frame* frame) {
+  if (stats_ == nullptr || frame->hd.type != NGHTTP2_GOAWAY) return;
+  stats_->goaways_received.add();
+  if (frame->goaway.error_code != NGHTTP2_NO_ERROR) count_protocol_error();
+}
+
+int Session::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<Session*>(user);
+  if (self->stats_ == nullptr || frame->hd.type != NGHTTP2_GOAWAY) return 0;
+  self->stats_->goaways_sent.add();
+  if (frame->goaway.error_code != NGHTTP2_NO_ERROR) self->count_protocol_error();
+  return 0;
 }
 
 nghttp2_data_provider Session::data_provider() {
@@ -91,6 +117,7 @@ void Session::flush() {
 void Session::close(const char* reason) {
   if (closed_) return;
   closed_ = true;
+  if (stats_ != nullptr) stats_->connections.dec();
   SKIFF_LOG(kDebug) << "h2 session closed: " << reason;
   worker_.cancel_flush(this);
   flush_scheduled_ = false;
@@ -109,6 +136,7 @@ void Session::on_read(const char* data, size_t len) {
     // Fatal for the connection (bad preface, flood, too many CONTINUATIONs, ...): nghttp2 may
     // have queued a GOAWAY; try to send it, then close.
     SKIFF_LOG(kDebug) << "h2 receive error: " << nghttp2_strerror(static_cast<int>(rv));
+    count_protocol_error();
     nghttp2_session_send(ng_);
     if (!out_.empty()) transport_->write(out_);
     out_.clear();

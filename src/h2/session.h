@@ -11,6 +11,7 @@
 
 #include "h2/body.h"
 #include "h2/header.h"
+#include "net/connection_stats.h"
 #include "net/transport.h"
 #include "net/worker.h"
 
@@ -27,6 +28,10 @@ class Session : public net::TransportHandler, public net::Flushable, public net:
   // Called once when the session has closed (connection lost, protocol error, or finished);
   // the owner then hands the session to Worker::defer_delete.
   void set_on_closed(std::function<void(Session*)> fn) { on_closed_ = std::move(fn); }
+
+  // Where this connection is counted (its listener's or endpoint's, on this worker); counts it
+  // as open until it closes. Optional: sessions without stats count nothing.
+  void set_stats(net::ConnectionStats* stats);
 
   bool closed() const { return closed_; }
   // The peer's verified identity (TLS client certificate's SPIFFE ID); empty if none.
@@ -65,6 +70,14 @@ class Session : public net::TransportHandler, public net::Flushable, public net:
   static void set_common_callbacks(nghttp2_session_callbacks* cbs);
   // Data provider reading from send_body(stream_id).
   static nghttp2_data_provider data_provider();
+  // Counting, for the subclasses' nghttp2 callbacks.
+  void count_frame_recv(const nghttp2_frame* frame);
+  void count_stream_opened() {
+    if (stats_ != nullptr) stats_->streams.inc();
+  }
+  void count_stream_closed() {
+    if (stats_ != nullptr) stats_->streams.dec();
+  }
 
   net::Worker& worker_;
   Limits limits_;
@@ -75,6 +88,9 @@ class Session : public net::TransportHandler, public net::Flushable, public net:
   static ssize_t on_send(nghttp2_session*, const uint8_t* data, size_t len, int, void* user);
   static int on_send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
                           size_t length, nghttp2_data_source*, void* user);
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  // At most once per connection, whichever side's error ended it.
+  void count_protocol_error();
   static ssize_t on_read_data(nghttp2_session*, int32_t stream_id, uint8_t*, size_t length,
                               uint32_t* flags, nghttp2_data_source*, void* user);
 
@@ -82,6 +98,8 @@ class Session : public net::TransportHandler, public net::Flushable, public net:
   bool flush_scheduled_ = false;
   bool reading_paused_ = false;
   bool closed_ = false;
+  bool protocol_error_counted_ = false;
+  net::ConnectionStats* stats_ = nullptr;
   std::function<void(Session*)> on_closed_;
 };
 

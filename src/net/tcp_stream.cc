@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 
 #include <array>
+#include <memory>
 
 #include "base/check.h"
 
@@ -12,8 +13,13 @@ namespace {
 
 // Reads are handed to the handler synchronously and never kept, so one buffer per worker
 // thread serves every connection. 64 KiB also bounds the work done per read callback.
+// On the heap, allocated on a thread's first read: as a static thread_local array it would be
+// part of every thread's static TLS, which breaks threads created with small stacks (civetweb's).
 constexpr size_t kReadBufferSize = 64 * 1024;
-thread_local std::array<char, kReadBufferSize> read_buffer;
+std::array<char, kReadBufferSize>& read_buffer() {
+  thread_local auto buffer = std::make_unique<std::array<char, kReadBufferSize>>();
+  return *buffer;
+}
 
 }  // namespace
 
@@ -68,7 +74,7 @@ int TcpStream::read_start() {
   return uv_read_start(
       reinterpret_cast<uv_stream_t*>(&box_->handle),
       [](uv_handle_t*, size_t, uv_buf_t* buf) {
-        *buf = uv_buf_init(read_buffer.data(), read_buffer.size());
+        *buf = uv_buf_init(read_buffer().data(), read_buffer().size());
       },
       [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
         auto* box = static_cast<Box*>(s->data);

@@ -56,6 +56,10 @@ uint32_t OutlierDetector::times_ejected(size_t index) const {
   return endpoints_[index].times_ejected.load(std::memory_order_relaxed);
 }
 
+uint64_t OutlierDetector::ejections(size_t index) const {
+  return endpoints_[index].ejections.load(std::memory_order_relaxed);
+}
+
 size_t OutlierDetector::ejected_count(base::TimePoint now) const {
   size_t n = 0;
   for (size_t i = 0; i < count_; ++i) n += is_ejected(i, now) ? 1 : 0;
@@ -107,6 +111,7 @@ OutlierEvent OutlierDetector::try_eject(size_t index, base::TimePoint now) {
                                     ? params_.max_ejection_time
                                     : params_.base_ejection_time * times;
   e.times_ejected.store(times, std::memory_order_relaxed);
+  e.ejections.fetch_add(1, std::memory_order_relaxed);
   e.ejected_until_ns.store(to_ns(now + length), std::memory_order_relaxed);
   return OutlierEvent::kEjected;
 }

@@ -63,6 +63,8 @@ class OutlierDetector {
   // Ejected until this time (in the past when not ejected).
   base::TimePoint ejected_until(size_t index) const;
   uint32_t times_ejected(size_t index) const;
+  // Ejections of |index| since start (a counter: unlike times_ejected, it never decays).
+  uint64_t ejections(size_t index) const;
   // Endpoints ejected at |now|: O(size()).
   size_t ejected_count(base::TimePoint now) const;
   size_t size() const { return count_; }
@@ -71,6 +73,7 @@ class OutlierDetector {
   struct alignas(64) Endpoint {
     std::atomic<uint32_t> consecutive{0};
     std::atomic<uint32_t> times_ejected{0};
+    std::atomic<uint64_t> ejections{0};
     std::atomic<int64_t> ejected_until_ns{std::numeric_limits<int64_t>::min()};
   };
 

@@ -109,6 +109,17 @@ void Call::transition_to(State next) {
 
 void Call::start() {
   const h2::HeaderList& headers = downstream_->request_headers();
+  started_at_ = base::SteadyClock::now();
+  // The route first, so every call (even one rejected below) counts in its route's series.
+  std::string_view path = h2::find_header(headers, ":path");
+  std::optional<grpc::Method> method = grpc::parse_path(path);
+  if (method) {
+    route_ = ctx_.listener.routes.find(h2::find_header(headers, ":authority"), method->service,
+                                       method->method);
+  }
+  counters_ = &ctx_.calls[route_ != nullptr ? ctx_.listener.route_series[route_->index]
+                                            : ctx_.listener.other_series];
+  counters_->started.add();
   if (downstream_->headers_too_large()) {
     return reply_local({StatusCode::kResourceExhausted, "request headers exceed the limit"});
   }
@@ -118,14 +129,10 @@ void Call::start() {
   if (!grpc::is_grpc_content_type(h2::find_header(headers, "content-type"))) {
     return reply_local({StatusCode::kInternal, "content-type is not application/grpc", 415});
   }
-  std::string_view path = h2::find_header(headers, ":path");
-  std::optional<grpc::Method> method = grpc::parse_path(path);
   if (!method) {
     return reply_local(
         {StatusCode::kUnimplemented, "malformed :path \"" + std::string(path) + "\""});
   }
-  route_ = ctx_.listener.routes.find(h2::find_header(headers, ":authority"), method->service,
-                                     method->method);
   if (route_ == nullptr) {
     return reply_local(
         {StatusCode::kUnimplemented,
@@ -168,7 +175,7 @@ void Call::start() {
     if (budget->count() <= 0) {
       return reply_local({StatusCode::kDeadlineExceeded, "deadline exceeded before forwarding"});
     }
-    auto now = base::SteadyClock::now();
+    auto now = started_at_;
     // Saturate: a grpc-timeout of 99999999H overflows time_point arithmetic.
     auto max_budget = std::chrono::duration_cast<std::chrono::nanoseconds>(
         base::TimePoint::max() - now - std::chrono::hours(1));
@@ -241,8 +248,13 @@ bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
   if (decision.kind == policy::RetryDecision::Kind::kGiveUp) {
     SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": not retried ("
                       << policy::to_string(decision.reason) << ")";
+    if (decision.reason == policy::RetryStop::kThrottled) counters_->retry_budget_exhausted.add();
+    if (decision.reason == policy::RetryStop::kBufferOverflow) {
+      counters_->retry_buffer_overflows.add();
+    }
   }
   if (decision.kind != policy::RetryDecision::Kind::kRetryAfter) return false;
+  counters_->retries.add();
   retry_state_.on_retry(decision);
   cancel_upstream();
   if (state_ == State::kForwarding) transition_to(State::kWaiting);
@@ -372,6 +384,19 @@ void Call::on_stream_close(uint32_t error_code) {
   cancel_upstream();
   if (state_ != State::kDone) transition_to(State::kDone);
   report_outcome();
+  record_metrics();
+}
+
+void Call::record_metrics() {
+  telemetry::CallCounters& c = *counters_;
+  // No status: the caller reset the stream first, which its gRPC library reports as CANCELLED.
+  size_t code = final_status_ ? static_cast<size_t>(*final_status_) : 1;
+  c.finished[code < telemetry::kStatusCodes ? code : 2].add();
+  c.observe_latency(base::SteadyClock::now() - started_at_);
+  c.request_messages.add(request_framer_.messages());
+  c.request_bytes.add(request_framer_.bytes());
+  c.response_messages.add(response_framer_.messages());
+  c.response_bytes.add(response_framer_.bytes());
 }
 
 void Call::note_status(const h2::HeaderList& headers) {
@@ -410,6 +435,7 @@ bool Call::admit_rate_limit() {
   if (!policy_->rate_limit) return true;
   policy::Admission admission = policy_->rate_limit->try_acquire(base::SteadyClock::now());
   if (admission.allowed) return true;
+  counters_->rate_limited.add();
   grpc::LocalReply reply{policy_->rate_limited_code, "rate limited"};
   reply.retry_pushback_ms = static_cast<uint64_t>(
       std::chrono::ceil<std::chrono::milliseconds>(admission.retry_after).count());
@@ -424,6 +450,7 @@ bool Call::admit_breaker() {
     breaker_ticket_ = ticket;
     return true;
   }
+  counters_->breaker_rejections.add();
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(ticket.retry_after).count();
   reply_local({StatusCode::kUnavailable,
                "circuit open for " +
@@ -589,7 +616,7 @@ void Call::cancel_upstream() {
 
 std::unique_ptr<h2::StreamHandler> CallFactory::on_request(h2::ServerStream& stream) {
   auto call = std::make_unique<Call>(
-      CallContext{worker_, snapshot_, snapshot_->listeners[listener_], pools_}, stream);
+      CallContext{worker_, snapshot_, snapshot_->listeners[listener_], pools_, calls_}, stream);
   call->start();
   return call;
 }

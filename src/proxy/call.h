@@ -15,6 +15,7 @@
 #include "h2/server_session.h"
 #include "net/timer.h"
 #include "proxy/snapshot.h"
+#include "telemetry/metrics.h"
 #include "upstream/cluster_pool.h"
 
 namespace skiff::proxy {
@@ -25,6 +26,7 @@ struct CallContext {
   std::shared_ptr<const Snapshot> snapshot;
   const ListenerView& listener;
   std::vector<std::unique_ptr<upstream::ClusterPool>>& pools;  // indexed like snapshot clusters
+  telemetry::CallCounters* calls;  // this worker's, indexed by metric series
 };
 
 class Call final : public h2::StreamHandler,
@@ -83,6 +85,8 @@ class Call final : public h2::StreamHandler,
   void note_status(const h2::HeaderList& headers);
   // The call is over: feed its outcome to the route's breaker.
   void report_outcome();
+  // The call is over: count it in its metric series.
+  void record_metrics();
   // An attempt on endpoint_ ended: feed the cluster's outlier detector (failure = a code from
   // the failure-code set, a reset, or a per-try timeout).
   void report_attempt(bool failure);
@@ -101,6 +105,8 @@ class Call final : public h2::StreamHandler,
   h2::ServerStream* downstream_;  // null once the downstream stream closed
   int32_t downstream_id_;
   State state_ = State::kRouting;
+  base::TimePoint started_at_;
+  telemetry::CallCounters* counters_ = nullptr;  // the call's metric series on this worker
 
   const route::Route* route_ = nullptr;
   const RoutePolicy* policy_ = nullptr;
@@ -129,8 +135,13 @@ class Call final : public h2::StreamHandler,
 class CallFactory final : public h2::CallFactory {
  public:
   CallFactory(net::Worker& worker, std::shared_ptr<const Snapshot> snapshot, size_t listener,
-              std::vector<std::unique_ptr<upstream::ClusterPool>>& pools)
-      : worker_(worker), snapshot_(std::move(snapshot)), listener_(listener), pools_(pools) {}
+              std::vector<std::unique_ptr<upstream::ClusterPool>>& pools,
+              telemetry::CallCounters* calls)
+      : worker_(worker),
+        snapshot_(std::move(snapshot)),
+        listener_(listener),
+        pools_(pools),
+        calls_(calls) {}
 
   std::unique_ptr<h2::StreamHandler> on_request(h2::ServerStream& stream) override;
 
@@ -139,6 +150,7 @@ class CallFactory final : public h2::CallFactory {
   std::shared_ptr<const Snapshot> snapshot_;
   size_t listener_;
   std::vector<std::unique_ptr<upstream::ClusterPool>>& pools_;
+  telemetry::CallCounters* calls_;
 };
 
 }  // namespace skiff::proxy

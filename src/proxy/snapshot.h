@@ -15,6 +15,7 @@
 #include "policy/retry_policy.h"
 #include "policy/token_bucket.h"
 #include "route/route_table.h"
+#include "telemetry/metrics.h"
 #include "upstream/cluster_pool.h"
 
 namespace skiff::proxy {
@@ -25,7 +26,7 @@ struct RoutePolicy {
   std::shared_ptr<policy::TokenBucket> rate_limit;  // null = no limit
   grpc::StatusCode rate_limited_code = grpc::StatusCode::kResourceExhausted;
   std::shared_ptr<policy::CircuitBreaker> breaker;  // null = no breaker
-  std::optional<policy::RetryPolicy> retry;  // none = a single attempt
+  std::optional<policy::RetryPolicy> retry;         // none = a single attempt
   uint32_t retry_buffer_bytes = 64 * 1024;
   std::shared_ptr<policy::RetryBudget> retry_budget;  // the cluster's (gRFC A6 throttling)
   uint32_t max_request_message_bytes = UINT32_MAX;
@@ -36,12 +37,17 @@ struct ListenerView {
   std::string name;
   route::RouteTable routes;           // Route::cluster indexes Snapshot::clusters
   std::vector<RoutePolicy> policies;  // one per route, by Route::index
+  // Metric series (telemetry::Metrics) of each route, by Route::index, and of calls no route
+  // takes (service and method "_other").
+  std::vector<uint32_t> route_series;
+  uint32_t other_series = 0;
 };
 
 struct Snapshot {
   std::vector<ListenerView> listeners;
   std::vector<upstream::ClusterSpec> clusters;
   h2::Limits limits;
+  std::vector<telemetry::CallSeriesLabels> series;  // indexed by ListenerView's series ids
 };
 
 }  // namespace skiff::proxy

@@ -11,11 +11,14 @@
 #include <thread>
 #include <utility>
 
+#include "admin/admin_server.h"
 #include "base/log.h"
 #include "net/address.h"
 #include "net/listener.h"
 #include "net/worker.h"
 #include "server/cert_watcher.h"
+#include "server/config_json.h"
+#include "server/stats.h"
 #include "server/worker_setup.h"
 
 namespace skiff::server {
@@ -43,10 +46,14 @@ class MainLoop {
            std::vector<std::unique_ptr<WorkerSetup>>& setups, std::chrono::milliseconds drain)
       : workers_(workers), setups_(setups), drain_timeout_(drain) {
     uv_loop_init(&loop_);
-    uv_async_init(&loop_, &finished_async_, [](uv_async_t* h) {
-      static_cast<MainLoop*>(h->data)->on_worker_finished();
-    });
+    uv_async_init(&loop_, &finished_async_,
+                  [](uv_async_t* h) { static_cast<MainLoop*>(h->data)->on_worker_finished(); });
     finished_async_.data = this;
+    uv_async_init(&loop_, &drain_async_, [](uv_async_t* h) {
+      auto* self = static_cast<MainLoop*>(h->data);
+      if (!self->draining_) self->start_drain();
+    });
+    drain_async_.data = this;
     for (uv_signal_t* s : {&sigterm_, &sigint_}) {
       uv_signal_init(&loop_, s);
       s->data = this;
@@ -64,6 +71,14 @@ class MainLoop {
     finished_count_.fetch_add(1);
     uv_async_send(&finished_async_);
   }
+
+  // Thread-safe (the admin server's POST /drain): drain as on SIGTERM.
+  void request_drain() {
+    drain_requested_.store(true);
+    uv_async_send(&drain_async_);
+  }
+  // Thread-safe: a drain has started (signal or request).
+  bool draining() const { return drain_requested_.load(); }
 
   void run() { uv_run(&loop_, UV_RUN_DEFAULT); }
   uv_loop_t* loop() { return &loop_; }
@@ -86,6 +101,7 @@ class MainLoop {
 
   void start_drain() {
     draining_ = true;
+    drain_requested_.store(true);
     for (size_t i = 0; i < workers_.size(); ++i) {
       WorkerSetup* setup = setups_[i].get();
       workers_[i]->post([setup] { setup->drain(); });
@@ -107,8 +123,10 @@ class MainLoop {
     if (finished_count_.load() < workers_.size()) return;
     if (at_finish_) std::exchange(at_finish_, nullptr)();
     for (uv_handle_t* h :
-         {reinterpret_cast<uv_handle_t*>(&finished_async_), reinterpret_cast<uv_handle_t*>(&sigterm_),
-          reinterpret_cast<uv_handle_t*>(&sigint_), reinterpret_cast<uv_handle_t*>(&drain_timer_)}) {
+         {reinterpret_cast<uv_handle_t*>(&finished_async_),
+          reinterpret_cast<uv_handle_t*>(&drain_async_), reinterpret_cast<uv_handle_t*>(&sigterm_),
+          reinterpret_cast<uv_handle_t*>(&sigint_),
+          reinterpret_cast<uv_handle_t*>(&drain_timer_)}) {
       uv_close(h, nullptr);
     }
   }
@@ -118,6 +136,8 @@ class MainLoop {
   std::chrono::milliseconds drain_timeout_;
   uv_loop_t loop_{};
   uv_async_t finished_async_{};
+  uv_async_t drain_async_{};
+  std::atomic<bool> drain_requested_{false};
   uv_signal_t sigterm_{};
   uv_signal_t sigint_{};
   uv_timer_t drain_timer_{};
@@ -162,7 +182,8 @@ base::Result<policy::RetryPolicy> to_retry_policy(const config::Config& config,
       p.retry_on = p.retry_on.add(policy::ProxyFailure::kPerTryTimeout);
     }
   }
-  if (auto valid = p.validate(); !valid) return base::fail(where(config, r.pos) + valid.error().message);
+  if (auto valid = p.validate(); !valid)
+    return base::fail(where(config, r.pos) + valid.error().message);
   return p;
 }
 
@@ -187,10 +208,9 @@ base::Result<proxy::RoutePolicy> to_route_policy(const config::Config& config,
     if (r.rate_limit->unavailable) p.rate_limited_code = grpc::StatusCode::kUnavailable;
   }
   if (r.circuit_breaker) {
-    p.breaker = std::make_shared<policy::CircuitBreaker>(
-        policy::CircuitBreakerParams{r.circuit_breaker->consecutive_failures,
-                                     r.circuit_breaker->open_for,
-                                     r.circuit_breaker->half_open_probes});
+    p.breaker = std::make_shared<policy::CircuitBreaker>(policy::CircuitBreakerParams{
+        r.circuit_breaker->consecutive_failures, r.circuit_breaker->open_for,
+        r.circuit_breaker->half_open_probes});
   }
   if (r.max_request_message_bytes) p.max_request_message_bytes = *r.max_request_message_bytes;
   if (r.max_response_message_bytes) p.max_response_message_bytes = *r.max_response_message_bytes;
@@ -233,9 +253,23 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
   for (size_t i = 0; i < config.clusters.size(); ++i) {
     budgets.push_back(std::make_shared<policy::RetryBudget>());
   }
+  // One metric series per distinct (listener, service, method) a route names; methods and
+  // services no route names share "_other" (bounded cardinality).
+  auto series_of = [&snapshot](const std::string& listener, const std::string& service,
+                               const std::string& method) {
+    telemetry::CallSeriesLabels labels{
+        listener, service.empty() ? std::string(telemetry::kOtherLabel) : service,
+        method.empty() ? std::string(telemetry::kOtherLabel) : method};
+    auto& all = snapshot->series;
+    auto it = std::find(all.begin(), all.end(), labels);
+    if (it != all.end()) return static_cast<uint32_t>(it - all.begin());
+    all.push_back(std::move(labels));
+    return static_cast<uint32_t>(all.size() - 1);
+  };
   for (const config::Listener& l : config.listeners) {
     proxy::ListenerView view;
     view.name = l.name;
+    view.other_series = series_of(l.name, "", "");
     for (const config::Route& r : l.routes) {
       route::Route route;
       route.match = {r.match.service, r.match.method, r.match.authority};
@@ -248,6 +282,7 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
       if (!route_policy) return std::unexpected(route_policy.error());
       view.routes.add(std::move(route));
       view.policies.push_back(std::move(*route_policy));
+      view.route_series.push_back(series_of(l.name, r.match.service, r.match.method));
     }
     snapshot->listeners.push_back(std::move(view));
   }
@@ -305,38 +340,84 @@ int run(const Options& options) {
     bound.push_back(address.to_string());
   }
 
+  // Statistics outlive the workers and the admin server that reads them.
+  telemetry::Metrics metrics((*snapshot)->series, n_workers);
+  AllWorkerStats stats;
+  for (uint32_t w = 0; w < n_workers; ++w)
+    stats.push_back(std::make_unique<WorkerStats>(**snapshot));
+  add_collectors(metrics, **snapshot, stats);
+
   signal(SIGPIPE, SIG_IGN);
   std::vector<std::unique_ptr<net::Worker>> workers;
   std::vector<std::unique_ptr<WorkerSetup>> setups;
   for (uint32_t w = 0; w < n_workers; ++w) workers.push_back(std::make_unique<net::Worker>(w));
   MainLoop main_loop(workers, setups, config.drain_timeout);
+  std::atomic<uint32_t> workers_listening{0};
+  metrics.add_collector([&main_loop](telemetry::Families& out) {
+    out.gauge("skiff_build_info", "skiff's version (the value is always 1).",
+              {{"version", SKIFF_VERSION}}, 1);
+    out.gauge("skiff_draining", "1 once a drain has started.", {}, main_loop.draining() ? 1 : 0);
+  });
   for (uint32_t w = 0; w < n_workers; ++w) {
     setups.push_back(std::make_unique<WorkerSetup>(*workers[w], *snapshot, fds[w], tls->listeners,
+                                                   *stats[w], metrics.worker_calls(w),
                                                    [&main_loop] { main_loop.worker_finished(); }));
   }
   for (uint32_t w = 0; w < n_workers; ++w) {
     WorkerSetup* setup = setups[w].get();
-    workers[w]->start([setup] { setup->start(); });
+    workers[w]->start([setup, &workers_listening] {
+      setup->start();
+      workers_listening.fetch_add(1);
+    });
+  }
+  // The admin server's threads read only what outlives them: |metrics|, |stats|, the snapshot
+  // and the main loop's atomics. It stops (joining its threads) before those go away.
+  std::unique_ptr<admin::AdminServer> admin_server;
+  int exit_code = kExitOk;
+  if (config.admin) {
+    const std::string effective_config = config_json(config);
+    admin::Handlers handlers;
+    handlers.metrics = [&metrics] { return metrics.render(); };
+    handlers.ready = [&main_loop, &workers_listening, n_workers] {
+      return workers_listening.load() == n_workers && !main_loop.draining();
+    };
+    handlers.draining = [&main_loop] { return main_loop.draining(); };
+    handlers.config = [effective_config] { return effective_config; };
+    handlers.clusters = [&stats, snap = *snapshot] { return clusters_json(*snap, stats); };
+    handlers.drain = [&main_loop] { main_loop.request_drain(); };
+    auto started = admin::AdminServer::start(config.admin->address.host, config.admin->address.port,
+                                             std::move(handlers));
+    if (!started) {
+      std::fprintf(stderr, "%s%s\n", where(config, config.admin->address.pos).c_str(),
+                   started.error().message.c_str());
+      // The workers are up already: wind them down, then exit with the error.
+      exit_code = kExitRuntimeError;
+      main_loop.request_drain();
+    } else {
+      admin_server = std::move(*started);
+    }
   }
   // Rotated certificates reach new handshakes through the slots; the watcher's handles live on
   // the main loop and close when the workers have finished.
   CertWatcher cert_watcher(main_loop.loop(), tls->entries);
   cert_watcher.start();
   main_loop.at_finish([&cert_watcher] { cert_watcher.close(); });
-  SKIFF_LOG(kInfo) << "skiff " << SKIFF_VERSION << " started with " << n_workers
-                   << " worker(s)";
+  SKIFF_LOG(kInfo) << "skiff " << SKIFF_VERSION << " started with " << n_workers << " worker(s)";
   for (const TlsEntry& entry : tls->entries) {
     SKIFF_LOG(kInfo) << entry.name << ": TLS certificate "
                      << entry.slot->get()->certificate_description();
   }
   for (size_t i = 0; i < config.listeners.size(); ++i) {
-    SKIFF_LOG(kInfo) << "listener \"" << config.listeners[i].name << "\" listening on "
-                     << bound[i];
+    SKIFF_LOG(kInfo) << "listener \"" << config.listeners[i].name << "\" listening on " << bound[i];
+  }
+  if (admin_server) {
+    SKIFF_LOG(kInfo) << "admin listening on " << admin_server->address();
   }
   main_loop.run();
   for (auto& w : workers) w->join();
+  admin_server.reset();
   SKIFF_LOG(kInfo) << "drained, exiting";
-  return kExitOk;
+  return exit_code;
 }
 
 }  // namespace skiff::server

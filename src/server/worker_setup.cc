@@ -12,11 +12,14 @@ namespace skiff::server {
 WorkerSetup::WorkerSetup(net::Worker& worker, std::shared_ptr<const proxy::Snapshot> snapshot,
                          std::vector<int> listen_fds,
                          std::vector<std::shared_ptr<tls::ContextSlot>> listener_tls,
+                         WorkerStats& stats, telemetry::CallCounters* calls,
                          std::function<void()> on_finished)
     : worker_(worker),
       snapshot_(std::move(snapshot)),
       listen_fds_(std::move(listen_fds)),
       listener_tls_(std::move(listener_tls)),
+      stats_(stats),
+      calls_(calls),
       on_finished_(std::move(on_finished)) {}
 
 namespace {
@@ -27,11 +30,13 @@ constexpr std::chrono::milliseconds kTrimAfterIdle{1000};
 
 void WorkerSetup::start() {
   trim_timer_ = std::make_unique<net::Timer>(worker_.loop(), [] { malloc_trim(0); });
-  for (const upstream::ClusterSpec& spec : snapshot_->clusters) {
-    pools_.push_back(std::make_unique<upstream::ClusterPool>(worker_, spec, snapshot_->limits));
+  for (size_t c = 0; c < snapshot_->clusters.size(); ++c) {
+    pools_.push_back(std::make_unique<upstream::ClusterPool>(
+        worker_, snapshot_->clusters[c], snapshot_->limits, stats_.endpoints[c]));
   }
   for (size_t i = 0; i < snapshot_->listeners.size(); ++i) {
-    factories_.push_back(std::make_unique<proxy::CallFactory>(worker_, snapshot_, i, pools_));
+    factories_.push_back(
+        std::make_unique<proxy::CallFactory>(worker_, snapshot_, i, pools_, calls_));
     auto listener = std::make_unique<net::Listener>(
         worker_.loop(), [this, i](uv_stream_t* server) { on_connection(i, server); });
     if (auto started = listener->start(listen_fds_[i]); !started) {
@@ -45,15 +50,19 @@ void WorkerSetup::start() {
 void WorkerSetup::on_connection(size_t listener, uv_stream_t* server) {
   // TLS listeners: each handshake uses the slot's current context (rotated certificates apply
   // to new connections only).
+  net::ConnectionStats* stats = &stats_.listeners[listener];
   std::unique_ptr<net::Transport> transport;
   if (listener < listener_tls_.size() && listener_tls_[listener]) {
-    transport = std::make_unique<tls::TlsTransport>(worker_.loop(), listener_tls_[listener]->get());
+    auto tls = std::make_unique<tls::TlsTransport>(worker_.loop(), listener_tls_[listener]->get());
+    tls->set_stats(stats);
+    transport = std::move(tls);
   } else {
     transport = std::make_unique<net::TcpStream>(worker_.loop());
   }
   auto session = std::make_unique<h2::ServerSession>(worker_, snapshot_->limits,
                                                      std::move(transport), *factories_[listener]);
   if (!session->start(server)) return;  // accept failed (peer gone, EMFILE): nothing to undo
+  session->set_stats(stats);
   session->set_on_closed([this](h2::Session* closed) {
     auto it = sessions_.find(closed);
     if (it == sessions_.end()) return;

@@ -12,6 +12,7 @@
 #include "net/timer.h"
 #include "net/worker.h"
 #include "proxy/call.h"
+#include "server/stats.h"
 #include "tls/context.h"
 #include "upstream/cluster_pool.h"
 
@@ -22,10 +23,11 @@ class WorkerSetup {
   // |listen_fds[i]| is this worker's socket for snapshot listener i. |on_finished| runs on the
   // worker thread once drain has completed and every handle is closing.
   // |listener_tls[i]| is snapshot listener i's TLS context slot, or null for plaintext.
+  // |stats| and |calls| are this worker's statistics (owned by the server).
   WorkerSetup(net::Worker& worker, std::shared_ptr<const proxy::Snapshot> snapshot,
               std::vector<int> listen_fds,
-              std::vector<std::shared_ptr<tls::ContextSlot>> listener_tls,
-              std::function<void()> on_finished);
+              std::vector<std::shared_ptr<tls::ContextSlot>> listener_tls, WorkerStats& stats,
+              telemetry::CallCounters* calls, std::function<void()> on_finished);
 
   // Loop thread only.
   void start();
@@ -42,6 +44,8 @@ class WorkerSetup {
   std::shared_ptr<const proxy::Snapshot> snapshot_;
   std::vector<int> listen_fds_;
   std::vector<std::shared_ptr<tls::ContextSlot>> listener_tls_;
+  WorkerStats& stats_;
+  telemetry::CallCounters* calls_;
   std::function<void()> on_finished_;
 
   std::vector<std::unique_ptr<net::Listener>> listeners_;

@@ -50,8 +50,12 @@ namespace {
 // Plaintext is decrypted into this per-thread buffer and handed to the session synchronously
 // (it never keeps it), so one buffer serves every connection of the worker. Several records
 // are gathered per handler call.
+// On the heap, as net/tcp_stream.cc's read buffer (not in every thread's static TLS).
 constexpr size_t kPlaintextBuffer = 64 * 1024;
-thread_local std::array<char, kPlaintextBuffer> plaintext;
+std::array<char, kPlaintextBuffer>& plaintext_buffer() {
+  thread_local auto buffer = std::make_unique<std::array<char, kPlaintextBuffer>>();
+  return *buffer;
+}
 
 // TLS record overhead per 16 KiB record, rounded up: 5-byte header, 16-byte AEAD tag, the
 // TLS 1.3 content type byte, or the TLS 1.2 explicit nonce.
@@ -306,6 +310,7 @@ bool TlsTransport::finish_handshake(Guard& guard) {
   }
   timer_.stop();
   transition_to(State::kEstablished);
+  if (stats_ != nullptr) stats_->tls_handshakes.add();
   SKIFF_LOG(kDebug) << "TLS " << SSL_get_version(ssl_) << " " << SSL_get_cipher_name(ssl_)
                     << " with " << tcp_.peer_address()
                     << (handshake_.identity.empty() ? "" : " (" + handshake_.identity + ")");
@@ -321,6 +326,7 @@ bool TlsTransport::finish_handshake(Guard& guard) {
 bool TlsTransport::fail_handshake(Guard& guard, int status, std::string reason) {
   timer_.stop();
   transition_to(State::kFailed);
+  if (stats_ != nullptr) stats_->tls_handshake_failures.add();
   if (tcp_reading_) {
     tcp_.read_stop();
     tcp_reading_ = false;
@@ -338,6 +344,7 @@ bool TlsTransport::fail_handshake(Guard& guard, int status, std::string reason) 
 }
 
 bool TlsTransport::read_records(Guard& guard) {
+  std::array<char, kPlaintextBuffer>& plaintext = plaintext_buffer();
   for (;;) {
     size_t filled = 0;
     int error = SSL_ERROR_NONE;

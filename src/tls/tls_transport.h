@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "net/connection_stats.h"
 #include "net/tcp_stream.h"
 #include "net/timer.h"
 #include "net/transport.h"
@@ -29,6 +30,9 @@ class TlsTransport final : public net::Transport, private net::TransportHandler 
   ~TlsTransport() override;
   TlsTransport(const TlsTransport&) = delete;
   TlsTransport& operator=(const TlsTransport&) = delete;
+
+  // Handshakes and their failures are counted here (optional).
+  void set_stats(net::ConnectionStats* stats) { stats_ = stats; }
 
   // net::Transport
   void set_handler(net::TransportHandler* handler) override { handler_ = handler; }
@@ -81,6 +85,7 @@ class TlsTransport final : public net::Transport, private net::TransportHandler 
   net::TransportHandler* handler_ = nullptr;
   State state_ = State::kIdle;
   HandshakeState handshake_;  // SSL app data: filled by the context's callbacks
+  net::ConnectionStats* stats_ = nullptr;
   std::string error_;
   bool tcp_reading_ = false;
   bool failure_pending_ = false;  // a post-handshake failure is reported on the timer

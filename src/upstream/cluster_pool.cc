@@ -9,10 +9,13 @@
 
 namespace skiff::upstream {
 
-ClusterPool::ClusterPool(net::Worker& worker, const ClusterSpec& spec, const h2::Limits& limits)
+ClusterPool::ClusterPool(net::Worker& worker, const ClusterSpec& spec, const h2::Limits& limits,
+                         std::span<net::ConnectionStats> stats)
     : worker_(worker), spec_(spec), limits_(limits), rng_(worker.id() + 1) {
   for (const EndpointSpec& e : spec_.endpoints) {
-    endpoints_.push_back(std::make_unique<Endpoint>(Endpoint{endpoints_.size(), &e, {}, {}, 0, {}}));
+    size_t i = endpoints_.size();
+    endpoints_.push_back(std::make_unique<Endpoint>(
+        Endpoint{i, &e, {}, {}, 0, {}, i < stats.size() ? &stats[i] : nullptr}));
   }
   health_.resize(endpoints_.size());
   // Workers start at different endpoints so a cluster's load spreads from the first call.
@@ -110,14 +113,16 @@ void ClusterPool::dial(Endpoint& endpoint) {
   callbacks.on_capacity = [this](h2::ClientSession*) { schedule_service(); };
   std::unique_ptr<net::Transport> transport;
   if (spec_.tls) {
-    transport = std::make_unique<tls::TlsTransport>(worker_.loop(), spec_.tls->get());
+    auto tls = std::make_unique<tls::TlsTransport>(worker_.loop(), spec_.tls->get());
+    tls->set_stats(endpoint.stats);
+    transport = std::move(tls);
   } else {
     transport = std::make_unique<net::TcpStream>(worker_.loop());
   }
   auto session = std::make_unique<h2::ClientSession>(worker_, limits_, std::move(transport),
                                                      std::move(callbacks));
-  session->set_on_closed(
-      [this, &endpoint](h2::Session* s) { on_session_closed(endpoint, s); });
+  session->set_on_closed([this, &endpoint](h2::Session* s) { on_session_closed(endpoint, s); });
+  session->set_stats(endpoint.stats);
   h2::ClientSession* raw = session.get();
   endpoint.sessions.push_back(std::move(session));
   SKIFF_LOG(kDebug) << "cluster " << spec_.name << ": dialling " << endpoint.spec->name;
@@ -132,6 +137,7 @@ void ClusterPool::on_session_closed(Endpoint& endpoint, h2::Session* closed) {
   endpoint.sessions.erase(it);
   if (!session->connected_once() && !shut_down_) {
     // A connect failure: back off this endpoint and fail whoever waited for it.
+    if (endpoint.stats != nullptr) endpoint.stats->connect_failures.add();
     endpoint.failures++;
     endpoint.last_error = session->close_reason();
     double jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);

@@ -8,14 +8,16 @@
 #include <deque>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "h2/client_session.h"
 #include "net/address.h"
+#include "net/connection_stats.h"
 #include "net/worker.h"
-#include "tls/context.h"
 #include "policy/outlier_detector.h"
+#include "tls/context.h"
 #include "upstream/load_balancer.h"
 
 namespace skiff::upstream {
@@ -49,7 +51,9 @@ class Waiter {
 
 class ClusterPool final : public net::Flushable {
  public:
-  ClusterPool(net::Worker& worker, const ClusterSpec& spec, const h2::Limits& limits);
+  // |stats| has one entry per endpoint of |spec| (this worker's counts), or is empty.
+  ClusterPool(net::Worker& worker, const ClusterSpec& spec, const h2::Limits& limits,
+              std::span<net::ConnectionStats> stats = {});
   ~ClusterPool() override;
 
   const ClusterSpec& spec() const { return spec_; }
@@ -69,6 +73,7 @@ class ClusterPool final : public net::Flushable {
     std::deque<Waiter*> waiters;
     unsigned failures = 0;
     std::string last_error;
+    net::ConnectionStats* stats = nullptr;
   };
 
   void schedule_service();

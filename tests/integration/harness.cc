@@ -119,11 +119,12 @@ std::string SkiffConfig::yaml() const {
 }
 
 std::map<std::string, std::string> parse_listening_lines(const std::string& text) {
-  static const std::regex kLine(R"re(listener "([^"]+)" listening on (\S+:\d+))re");
+  // The admin server's line ("admin listening on ...") is keyed "admin".
+  static const std::regex kLine(R"re((?:listener "([^"]+)"|(admin)) listening on (\S+:\d+))re");
   std::map<std::string, std::string> found;
   for (auto it = std::sregex_iterator(text.begin(), text.end(), kLine);
        it != std::sregex_iterator(); ++it) {
-    found[(*it)[1].str()] = (*it)[2].str();
+    found[(*it)[1].matched ? (*it)[1].str() : (*it)[2].str()] = (*it)[3].str();
   }
   return found;
 }

@@ -93,7 +93,8 @@ struct SkiffOptions {
   std::string log_level = "info";
 };
 
-// "name" -> "host:port" for every `listener "name" listening on host:port` line in |text|.
+// "name" -> "host:port" for every `listener "name" listening on host:port` line in |text|, and
+// "admin" -> the admin server's address (`admin listening on host:port`).
 std::map<std::string, std::string> parse_listening_lines(const std::string& text);
 
 class SkiffProcess {

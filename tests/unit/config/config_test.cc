@@ -248,9 +248,9 @@ TEST(ConfigError, ToStringIsFileLineCol) {
 }
 
 TEST(ConfigError, UnknownTopLevelKey) {
-  EXPECT_EQ(error_of(std::string(kMinimal) + "admin:\n  address: 127.0.0.1:9901\n"),
-            "test.yaml:10:1: unknown key 'admin'; allowed keys: workers, drain_timeout, http2, "
-            "listeners, clusters");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "metrics:\n  address: 127.0.0.1:9901\n"),
+            "test.yaml:10:1: unknown key 'metrics'; allowed keys: workers, drain_timeout, http2, "
+            "admin, tracing, access_log, listeners, clusters");
 }
 
 TEST(ConfigError, UnknownKeySuggestsTheClosestOne) {

@@ -97,6 +97,7 @@ TEST_F(OutlierTest, MultiplierDecaysByOnePerHealthyInterval) {
   clock_.advance(seconds(10));  // one healthy interval: ×2 -> ×1
   ASSERT_EQ(fail(d, 0, 3), OutlierEvent::kEjected);
   EXPECT_EQ(d.times_ejected(0), 2u);  // decayed to 1, then +1
+  EXPECT_EQ(d.ejections(0), 3u);      // the counter for metrics never decays
   EXPECT_EQ(d.ejected_until(0) - clock_.now(), seconds(60));
   clock_.advance(seconds(60) + seconds(300));  // long healthy: back to ×1
   ASSERT_EQ(fail(d, 0, 3), OutlierEvent::kEjected);

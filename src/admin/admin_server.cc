@@ -1,0 +1,144 @@
+// AdminServer: civetweb request routing for the admin endpoints.
+#include "admin/admin_server.h"
+
+#include <civetweb.h>
+
+#include <cstring>
+#include <mutex>
+#include <string_view>
+
+#include "base/log.h"
+
+namespace skiff::admin {
+namespace {
+
+void reply(mg_connection* conn, int status, std::string_view content_type, std::string_view body,
+           std::string_view extra_headers = {}) {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %.*s\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\nConnection: close\r\n%.*s\r\n",
+            status, mg_get_response_code_text(conn, status), static_cast<int>(content_type.size()),
+            content_type.data(), body.size(), static_cast<int>(extra_headers.size()),
+            extra_headers.data());
+  if (std::strcmp(mg_get_request_info(conn)->request_method, "HEAD") != 0) {
+    mg_write(conn, body.data(), body.size());
+  }
+}
+
+constexpr std::string_view kText = "text/plain; charset=utf-8";
+constexpr std::string_view kJson = "application/json";
+// The Prometheus text exposition format, version 0.0.4.
+constexpr std::string_view kPrometheus = "text/plain; version=0.0.4; charset=utf-8";
+
+constexpr std::string_view kIndex =
+    "skiff admin\n"
+    "  GET  /metrics   Prometheus metrics\n"
+    "  GET  /ready     200 when serving, 503 while starting or draining\n"
+    "  GET  /healthz   200 while the process is alive\n"
+    "  GET  /config    the effective configuration (JSON)\n"
+    "  GET  /clusters  clusters, endpoints, breakers (JSON)\n"
+    "  POST /drain     stop accepting, finish in-flight calls, exit\n";
+
+}  // namespace
+
+base::Result<std::unique_ptr<AdminServer>> AdminServer::start(const std::string& host,
+                                                              uint16_t port, Handlers handlers) {
+  static std::once_flag init;
+  std::call_once(init, [] { mg_init_library(0); });
+  // civetweb wants "[v6]:port" for IPv6 hosts.
+  const std::string bind =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  const char* options[] = {"listening_ports", bind.c_str(),
+                           // Scrapes, probes and an operator: two threads are plenty.
+                           "num_threads", "2",
+                           // A slow client can't hold a thread for long.
+                           "request_timeout_ms", "10000", "enable_keep_alive", "no", nullptr};
+  auto server = std::unique_ptr<AdminServer>(new AdminServer(std::move(handlers)));
+  mg_callbacks callbacks{};
+  // civetweb reports bind errors through log_message; keep them for our message.
+  static thread_local std::string last_error;
+  last_error.clear();
+  callbacks.log_message = [](const mg_connection*, const char* message) {
+    last_error = message;
+    return 1;  // handled: civetweb prints nothing itself
+  };
+  server->ctx_ = mg_start(&callbacks, server.get(), options);
+  if (server->ctx_ == nullptr) {
+    return base::fail("admin: cannot listen on " + bind +
+                      (last_error.empty() ? std::string() : ": " + last_error));
+  }
+  mg_set_request_handler(server->ctx_, "/", &AdminServer::on_request, server.get());
+  mg_server_port ports[1];
+  const int n = mg_get_server_ports(server->ctx_, 1, ports);
+  const int bound_port = n > 0 ? ports[0].port : port;
+  server->address_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                     std::to_string(bound_port);
+  return server;
+}
+
+AdminServer::~AdminServer() {
+  if (ctx_ != nullptr) mg_stop(ctx_);
+}
+
+int AdminServer::on_request(mg_connection* conn, void* self) {
+  return static_cast<AdminServer*>(self)->handle(conn);
+}
+
+int AdminServer::handle(mg_connection* conn) {
+  const mg_request_info* request = mg_get_request_info(conn);
+  const std::string_view method = request->request_method;
+  const std::string_view path = request->local_uri != nullptr ? request->local_uri : "/";
+  const bool get = method == "GET" || method == "HEAD";
+  const auto only = [&](std::string_view allowed) {
+    reply(conn, 405, kText, "method not allowed\n",
+          allowed == "POST" ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n");
+    return 405;
+  };
+
+  if (path == "/metrics") {
+    if (!get) return only("GET");
+    reply(conn, 200, kPrometheus, handlers_.metrics());
+    return 200;
+  }
+  if (path == "/ready") {
+    if (!get) return only("GET");
+    if (handlers_.ready()) {
+      reply(conn, 200, kText, "ready\n");
+      return 200;
+    }
+    reply(conn, 503, kText, handlers_.draining() ? "draining\n" : "starting\n");
+    return 503;
+  }
+  if (path == "/healthz") {
+    if (!get) return only("GET");
+    reply(conn, 200, kText, "ok\n");
+    return 200;
+  }
+  if (path == "/config") {
+    if (!get) return only("GET");
+    reply(conn, 200, kJson, handlers_.config());
+    return 200;
+  }
+  if (path == "/clusters") {
+    if (!get) return only("GET");
+    reply(conn, 200, kJson, handlers_.clusters());
+    return 200;
+  }
+  if (path == "/drain") {
+    // POST only: a crawler or a stray GET must not take the sidecar out of service.
+    if (method != "POST") return only("POST");
+    SKIFF_LOG(kInfo) << "admin: drain requested";
+    handlers_.drain();
+    reply(conn, 202, kText, "draining\n");
+    return 202;
+  }
+  if (path == "/") {
+    if (!get) return only("GET");
+    reply(conn, 200, kText, kIndex);
+    return 200;
+  }
+  reply(conn, 404, kText, "not found; see /\n");
+  return 404;
+}
+
+}  // namespace skiff::admin
