@@ -39,6 +39,8 @@ class Session : public net::TransportHandler, public net::Flushable, public net:
     return transport_ ? transport_->peer_identity() : std::string_view();
   }
   net::Worker& worker() { return worker_; }
+  // The peer's "ip:port" (empty once closed).
+  std::string peer_address() const { return transport_ ? transport_->peer_address() : ""; }
 
   // Queue output for this loop turn's flush.
   void schedule_flush();

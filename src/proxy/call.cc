@@ -184,6 +184,7 @@ void Call::start() {
     deadline_timer_->start(std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - now));
   }
 
+  if (ctx_.observers.trace) start_trace();
   if (!admit_breaker()) return;
   pool_ = ctx_.pools[route_->cluster].get();
   transition_to(State::kWaiting);
@@ -206,6 +207,7 @@ void Call::on_upstream_ready(h2::ClientSession* session, const upstream::Endpoin
   }
   upstream_ = session;
   upstream_id_ = id;
+  ++attempts_;
   transition_to(State::kForwarding);
   if (policy_->retry && policy_->retry->per_try_timeout) {
     attempt_timer_.emplace(ctx_.worker.timer_pool(), [this] { on_attempt_timeout(); });
@@ -292,11 +294,14 @@ std::span<const h2::HeaderView> Call::upstream_request_headers(
   out.push_back({":scheme", pool_->spec().tls ? "https" : "http"});
   out.push_back({":authority", authority.empty() ? std::string_view(endpoint_->name) : authority});
   out.push_back({":path", h2::find_header(in, ":path")});
+  const bool traced = trace_.has_value();
   for (const h2::Header& h : in) {
     if (h.name.empty() || h.name[0] == ':' || is_hop_by_hop(h.name)) continue;
-    if (h.name == kPeerIdentityHeader) continue;  // never trusted from downstream
+    if (h.name == kPeerIdentityHeader) continue;                 // never trusted from downstream
+    if (traced && telemetry::is_trace_header(h.name)) continue;  // replaced by this hop's
     out.push_back({h.name, h.value});
   }
+  for (const telemetry::OutgoingHeader& h : trace_headers_) out.push_back({h.name, h.value});
   if (std::string_view peer = downstream_->session().peer_identity(); !peer.empty()) {
     out.push_back({kPeerIdentityHeader, peer});
   }
@@ -379,12 +384,58 @@ void Call::on_stream_close(uint32_t error_code) {
                     << describe_h2_error(error_code) << ")";
   // Bytes still buffered here were never forwarded: return their connection-level credit.
   downstream_->session().consume(downstream_id_, request_body_.undrained());
+  record_metrics();
   downstream_ = nullptr;
   stop_deadline();
   cancel_upstream();
   if (state_ != State::kDone) transition_to(State::kDone);
   report_outcome();
-  record_metrics();
+}
+
+void Call::start_trace() {
+  // Only the headers the trace formats use, as views into the request's own.
+  std::vector<telemetry::HeaderRef> refs;
+  for (const h2::Header& h : downstream_->request_headers()) {
+    if (telemetry::is_trace_header(h.name)) refs.push_back({h.name, h.value});
+  }
+  trace_ = telemetry::continue_or_start(refs, ctx_.observers.sample_rate);
+  trace_headers_ = telemetry::outgoing_headers(*trace_);
+}
+
+telemetry::CallRecord Call::make_record() const {
+  const h2::HeaderList& headers = downstream_->request_headers();
+  const auto duration = base::SteadyClock::now() - started_at_;
+  telemetry::CallRecord r;
+  r.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(duration);
+  r.start = std::chrono::system_clock::now() -
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(duration);
+  r.listener = ctx_.listener.name;
+  r.path = h2::find_header(headers, ":path");
+  r.authority = h2::find_header(headers, ":authority");
+  r.peer_identity = downstream_->session().peer_identity();
+  r.downstream_address = downstream_->session().peer_address();
+  if (pool_ != nullptr) r.upstream_cluster = pool_->spec().name;
+  if (endpoint_ != nullptr) {
+    r.upstream_endpoint = endpoint_->name;
+    r.upstream_address = endpoint_->address.to_string();
+  }
+  if (final_status_) r.grpc_status = static_cast<int>(*final_status_);
+  r.grpc_message = local_message_;
+  r.attempts = attempts_;
+  r.request_bytes = request_framer_.bytes();
+  r.response_bytes = response_framer_.bytes();
+  r.request_messages = request_framer_.messages();
+  r.response_messages = response_framer_.messages();
+  if (trace_) {
+    r.trace_id = trace_->trace_id.hex();
+    r.span_id = trace_->span_id_hex();
+    r.parent_span_id = trace_->parent_span_id_hex();
+    r.sampled = trace_->sampled;
+    r.request_id = trace_->request_id;
+  } else {
+    r.request_id = h2::find_header(headers, "x-request-id");
+  }
+  return r;
 }
 
 void Call::record_metrics() {
@@ -397,6 +448,19 @@ void Call::record_metrics() {
   c.request_bytes.add(request_framer_.bytes());
   c.response_messages.add(response_framer_.messages());
   c.response_bytes.add(response_framer_.bytes());
+
+  const telemetry::CallObservers& o = ctx_.observers;
+  const bool export_span = o.spans != nullptr && trace_ && trace_->sampled;
+  const bool log = o.access_log != nullptr && o.access_log->sampled();
+  if (!export_span && !log) return;
+  telemetry::CallRecord record = make_record();
+  if (export_span && log) {
+    o.spans->submit(record);
+  } else if (export_span) {
+    o.spans->submit(std::move(record));
+    return;
+  }
+  if (log) o.access_log->submit(std::move(record));
 }
 
 void Call::note_status(const h2::HeaderList& headers) {
@@ -579,6 +643,7 @@ void Call::reply_local(grpc::LocalReply reply) {
                     << grpc::status_name(reply.code) << ": " << reply.message;
   transition_to(State::kDone);
   note_status(reply.code);
+  local_message_ = reply.message;
   downstream_->session().submit_response(downstream_id_, to_h2(grpc::trailers_only_headers(reply)),
                                          /*with_body=*/false);
 }
@@ -616,7 +681,8 @@ void Call::cancel_upstream() {
 
 std::unique_ptr<h2::StreamHandler> CallFactory::on_request(h2::ServerStream& stream) {
   auto call = std::make_unique<Call>(
-      CallContext{worker_, snapshot_, snapshot_->listeners[listener_], pools_, calls_}, stream);
+      CallContext{worker_, snapshot_, snapshot_->listeners[listener_], pools_, calls_, observers_},
+      stream);
   call->start();
   return call;
 }

@@ -16,6 +16,8 @@
 #include "net/timer.h"
 #include "proxy/snapshot.h"
 #include "telemetry/metrics.h"
+#include "telemetry/observers.h"
+#include "telemetry/trace_context.h"
 #include "upstream/cluster_pool.h"
 
 namespace skiff::proxy {
@@ -27,6 +29,7 @@ struct CallContext {
   const ListenerView& listener;
   std::vector<std::unique_ptr<upstream::ClusterPool>>& pools;  // indexed like snapshot clusters
   telemetry::CallCounters* calls;  // this worker's, indexed by metric series
+  const telemetry::CallObservers& observers;
 };
 
 class Call final : public h2::StreamHandler,
@@ -85,8 +88,12 @@ class Call final : public h2::StreamHandler,
   void note_status(const h2::HeaderList& headers);
   // The call is over: feed its outcome to the route's breaker.
   void report_outcome();
-  // The call is over: count it in its metric series.
+  // The call is over: count it in its metric series; hand its record to the access log and
+  // its span to the exporter when they want it. Runs while the downstream stream still exists.
   void record_metrics();
+  telemetry::CallRecord make_record() const;
+  // Continues or starts the trace (tracing on); computes the trace headers sent upstream.
+  void start_trace();
   // An attempt on endpoint_ ended: feed the cluster's outlier detector (failure = a code from
   // the failure-code set, a reset, or a per-try timeout).
   void report_attempt(bool failure);
@@ -107,6 +114,10 @@ class Call final : public h2::StreamHandler,
   State state_ = State::kRouting;
   base::TimePoint started_at_;
   telemetry::CallCounters* counters_ = nullptr;  // the call's metric series on this worker
+  uint32_t attempts_ = 0;                        // upstream streams opened
+  std::string local_message_;                    // grpc-message of skiff's own reply
+  std::optional<telemetry::TraceContext> trace_;
+  std::vector<telemetry::OutgoingHeader> trace_headers_;  // sent upstream on every attempt
 
   const route::Route* route_ = nullptr;
   const RoutePolicy* policy_ = nullptr;
@@ -136,12 +147,13 @@ class CallFactory final : public h2::CallFactory {
  public:
   CallFactory(net::Worker& worker, std::shared_ptr<const Snapshot> snapshot, size_t listener,
               std::vector<std::unique_ptr<upstream::ClusterPool>>& pools,
-              telemetry::CallCounters* calls)
+              telemetry::CallCounters* calls, const telemetry::CallObservers& observers)
       : worker_(worker),
         snapshot_(std::move(snapshot)),
         listener_(listener),
         pools_(pools),
-        calls_(calls) {}
+        calls_(calls),
+        observers_(observers) {}
 
   std::unique_ptr<h2::StreamHandler> on_request(h2::ServerStream& stream) override;
 
@@ -151,6 +163,7 @@ class CallFactory final : public h2::CallFactory {
   size_t listener_;
   std::vector<std::unique_ptr<upstream::ClusterPool>>& pools_;
   telemetry::CallCounters* calls_;
+  const telemetry::CallObservers& observers_;
 };
 
 }  // namespace skiff::proxy

@@ -20,6 +20,7 @@
 #include "server/config_json.h"
 #include "server/stats.h"
 #include "server/worker_setup.h"
+#include "telemetry/observers.h"
 
 namespace skiff::server {
 namespace {
@@ -347,6 +348,55 @@ int run(const Options& options) {
     stats.push_back(std::make_unique<WorkerStats>(**snapshot));
   add_collectors(metrics, **snapshot, stats);
 
+  // Tracing and the access log; their background threads outlive the workers.
+  telemetry::CallObservers observers;
+  std::unique_ptr<telemetry::SpanExporter> span_exporter;
+  std::unique_ptr<telemetry::AccessLog> access_log;
+  if (config.tracing) {
+    observers.trace = true;
+    observers.sample_rate = config.tracing->sample_rate;
+    if (!config.tracing->zipkin_url.empty()) {
+      telemetry::SpanExporterOptions o;
+      o.url = config.tracing->zipkin_url;
+      o.service_name = config.tracing->service_name;
+      o.max_queue = config.tracing->max_queue;
+      span_exporter = std::make_unique<telemetry::SpanExporter>(std::move(o));
+      observers.spans = span_exporter.get();
+    }
+  }
+  if (config.access_log) {
+    telemetry::AccessLogOptions o;
+    o.path = config.access_log->path;
+    o.sample_rate = config.access_log->sample_rate;
+    auto opened = telemetry::AccessLog::open(std::move(o));
+    if (!opened) {
+      std::fprintf(stderr, "%s%s\n", where(config, config.access_log->pos).c_str(),
+                   opened.error().message.c_str());
+      return kExitConfigError;
+    }
+    access_log = std::move(*opened);
+    observers.access_log = access_log.get();
+  }
+  metrics.add_collector([&span_exporter, &access_log](telemetry::Families& out) {
+    if (span_exporter) {
+      out.counter("skiff_tracing_spans_exported_total", "Spans the collector accepted.", {},
+                  static_cast<double>(span_exporter->exported()));
+      out.counter("skiff_tracing_spans_dropped_total",
+                  "Spans dropped because the export queue was full.", {},
+                  static_cast<double>(span_exporter->dropped()));
+      out.counter("skiff_tracing_spans_failed_total",
+                  "Spans in batches the collector refused or that could not be sent.", {},
+                  static_cast<double>(span_exporter->failed()));
+    }
+    if (access_log) {
+      out.counter("skiff_access_log_lines_total", "Access log lines written.", {},
+                  static_cast<double>(access_log->written()));
+      out.counter("skiff_access_log_dropped_total",
+                  "Access log lines dropped (queue full or write failed).", {},
+                  static_cast<double>(access_log->dropped() + access_log->failed()));
+    }
+  });
+
   signal(SIGPIPE, SIG_IGN);
   std::vector<std::unique_ptr<net::Worker>> workers;
   std::vector<std::unique_ptr<WorkerSetup>> setups;
@@ -360,7 +410,7 @@ int run(const Options& options) {
   });
   for (uint32_t w = 0; w < n_workers; ++w) {
     setups.push_back(std::make_unique<WorkerSetup>(*workers[w], *snapshot, fds[w], tls->listeners,
-                                                   *stats[w], metrics.worker_calls(w),
+                                                   *stats[w], metrics.worker_calls(w), observers,
                                                    [&main_loop] { main_loop.worker_finished(); }));
   }
   for (uint32_t w = 0; w < n_workers; ++w) {
@@ -416,6 +466,9 @@ int run(const Options& options) {
   main_loop.run();
   for (auto& w : workers) w->join();
   admin_server.reset();
+  // Export and write what the last calls left queued.
+  if (span_exporter) span_exporter->stop();
+  if (access_log) access_log->stop();
   SKIFF_LOG(kInfo) << "drained, exiting";
   return exit_code;
 }

@@ -13,6 +13,7 @@ WorkerSetup::WorkerSetup(net::Worker& worker, std::shared_ptr<const proxy::Snaps
                          std::vector<int> listen_fds,
                          std::vector<std::shared_ptr<tls::ContextSlot>> listener_tls,
                          WorkerStats& stats, telemetry::CallCounters* calls,
+                         const telemetry::CallObservers& observers,
                          std::function<void()> on_finished)
     : worker_(worker),
       snapshot_(std::move(snapshot)),
@@ -20,6 +21,7 @@ WorkerSetup::WorkerSetup(net::Worker& worker, std::shared_ptr<const proxy::Snaps
       listener_tls_(std::move(listener_tls)),
       stats_(stats),
       calls_(calls),
+      observers_(observers),
       on_finished_(std::move(on_finished)) {}
 
 namespace {
@@ -36,7 +38,7 @@ void WorkerSetup::start() {
   }
   for (size_t i = 0; i < snapshot_->listeners.size(); ++i) {
     factories_.push_back(
-        std::make_unique<proxy::CallFactory>(worker_, snapshot_, i, pools_, calls_));
+        std::make_unique<proxy::CallFactory>(worker_, snapshot_, i, pools_, calls_, observers_));
     auto listener = std::make_unique<net::Listener>(
         worker_.loop(), [this, i](uv_stream_t* server) { on_connection(i, server); });
     if (auto started = listener->start(listen_fds_[i]); !started) {

@@ -27,7 +27,8 @@ class WorkerSetup {
   WorkerSetup(net::Worker& worker, std::shared_ptr<const proxy::Snapshot> snapshot,
               std::vector<int> listen_fds,
               std::vector<std::shared_ptr<tls::ContextSlot>> listener_tls, WorkerStats& stats,
-              telemetry::CallCounters* calls, std::function<void()> on_finished);
+              telemetry::CallCounters* calls, const telemetry::CallObservers& observers,
+              std::function<void()> on_finished);
 
   // Loop thread only.
   void start();
@@ -46,6 +47,7 @@ class WorkerSetup {
   std::vector<std::shared_ptr<tls::ContextSlot>> listener_tls_;
   WorkerStats& stats_;
   telemetry::CallCounters* calls_;
+  const telemetry::CallObservers& observers_;
   std::function<void()> on_finished_;
 
   std::vector<std::unique_ptr<net::Listener>> listeners_;
