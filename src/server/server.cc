@@ -233,10 +233,14 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
     for (const config::Address& a : c.endpoints) {
       auto resolved = net::resolve(a.host, a.port);
       if (!resolved) return base::fail(where(config, a.pos) + resolved.error().message);
-      // Each address of a name is an endpoint of its own (a headless service's pods).
+      // Each address of a name is an endpoint of its own (a headless service's pods); its
+      // name says which, so metrics and /clusters never show two endpoints as one.
+      const std::string name = a.host + ":" + std::to_string(a.port);
       for (const net::SocketAddress& addr : *resolved) {
-        spec.endpoints.push_back({a.host + ":" + std::to_string(a.port), addr,
-                                  static_cast<uint32_t>(spec.endpoints.size())});
+        const std::string shown = addr.to_string();
+        spec.endpoints.push_back(
+            {resolved->size() == 1 || shown == name ? name : name + " (" + shown + ")", addr,
+             static_cast<uint32_t>(spec.endpoints.size())});
       }
     }
     if (c.outlier_detection) {
