@@ -450,21 +450,55 @@ Http2 read_http2(const Value& value) {
 }
 
 // Route `rate_limit` (docs/policies.md). `key` and `max_keys` are not accepted yet.
-RateLimit read_rate_limit(const Value& value) {
-  const MapReader map(value, {"rps", "burst", "status"});
-  RateLimit limit;
-  limit.pos = value.pos;
+// `rps` (required) and `burst` of a token bucket.
+void read_rps_burst(const MapReader& map, double& rps_out, uint32_t& burst_out) {
   const Value rps = map.require("rps");
-  limit.rps = read_number(rps, 0.001, 1e9, "0.001..1e9");
+  rps_out = read_number(rps, 0.001, 1e9, "0.001..1e9");
   if (auto burst = map.find("burst")) {
-    limit.burst = static_cast<uint32_t>(read_integer(*burst, 1, kMaxInt31));
+    burst_out = static_cast<uint32_t>(read_integer(*burst, 1, kMaxInt31));
     // The bucket's tolerance (burst / rps, in nanoseconds) must stay far from int64 overflow;
     // the same bound as policy::TokenBucketParams::validate.
-    if (static_cast<double>(limit.burst) * 1e9 / limit.rps > 1e17) {
+    if (static_cast<double>(burst_out) * 1e9 / rps_out > 1e17) {
       fail(*burst, fmt::format("{} is too large for rps {}: burst / rps must be at most 1e8 "
                                "(about 3 years of tokens)",
                                burst->node.Scalar(), rps.node.Scalar()));
     }
+  }
+}
+
+MessageRateLimit read_message_rate_limit(const Value& value) {
+  const MapReader map(value, {"rps", "burst"});
+  MessageRateLimit limit;
+  limit.pos = value.pos;
+  read_rps_burst(map, limit.rps, limit.burst);
+  return limit;
+}
+
+RateLimit read_rate_limit(const Value& value) {
+  const MapReader map(value, {"rps", "burst", "status", "key", "max_keys"});
+  RateLimit limit;
+  limit.pos = value.pos;
+  read_rps_burst(map, limit.rps, limit.burst);
+  if (auto key = map.find("key")) {
+    const std::string text = read_string(*key);
+    if (text == "peer") {
+      limit.key = RateLimit::Key::kPeer;
+    } else if (text.starts_with("header:") && text.size() > 7) {
+      limit.key = RateLimit::Key::kHeader;
+      limit.key_header = text.substr(7);
+      for (char& c : limit.key_header) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      }
+      if (limit.key_header.starts_with(':')) {
+        fail(*key, "a pseudo-header can't be a rate-limit key; name a request header");
+      }
+    } else {
+      fail(*key, fmt::format("unknown key '{}'; allowed: peer, header:NAME", text));
+    }
+  }
+  if (auto max = map.find("max_keys")) {
+    if (limit.key == RateLimit::Key::kNone) fail(*max, "needs 'key' (peer or header:NAME)");
+    limit.max_keys = static_cast<uint32_t>(read_integer(*max, 4, 1 << 20));
   }
   if (auto status = map.find("status")) {
     const std::string name = read_string(*status);
@@ -496,8 +530,19 @@ CircuitBreaker read_circuit_breaker(const Value& value) {
   return breaker;
 }
 
-// Route `retry` (docs/policies.md "retry"). The names in `on` are only lower-cased here: server/
-// checks them against policy::FailureCodes and reports a bad one at its position.
+// A list of status names (retry `on`, route `failure_codes`). The names are only lower-cased
+// here: server/ checks them against policy::FailureCodes and reports a bad one at its position.
+std::vector<Retry::Code> read_status_names(const Value& list) {
+  std::vector<Retry::Code> names;
+  for (const Value& item : read_list(list)) {
+    std::string name = read_string(item);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    names.push_back(Retry::Code{std::move(name), item.pos});
+  }
+  return names;
+}
+
+// Route `retry` (docs/policies.md "retry").
 Retry read_retry(const Value& value) {
   const MapReader map(value, {"max_attempts", "on", "per_try_timeout", "backoff", "buffer_bytes"});
   Retry retry;
@@ -506,11 +551,7 @@ Retry read_retry(const Value& value) {
     retry.max_attempts = static_cast<uint32_t>(read_integer(*attempts, 1, 5));
   }
   if (auto on = map.find("on")) {
-    for (const Value& item : read_list(*on)) {
-      std::string name = read_string(item);
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      retry.on.push_back(Retry::Code{std::move(name), item.pos});
-    }
+    retry.on = read_status_names(*on);
     if (retry.on.empty()) {
       fail(*on,
            "at least one status is required (leave the key out to retry the route's failure "
@@ -549,9 +590,9 @@ Retry read_retry(const Value& value) {
 }
 
 Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
-  const MapReader map(
-      value, {"match", "cluster", "timeout", "allow", "rate_limit", "circuit_breaker", "retry",
-              "max_request_message_bytes", "max_response_message_bytes"});
+  const MapReader map(value, {"match", "cluster", "timeout", "allow", "rate_limit",
+                              "message_rate_limit", "circuit_breaker", "retry", "failure_codes",
+                              "max_request_message_bytes", "max_response_message_bytes"});
   Route route;
   route.pos = value.pos;
 
@@ -576,6 +617,14 @@ Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
     route.allow_pos = allow->pos;
   }
   if (auto limit = map.find("rate_limit")) route.rate_limit = read_rate_limit(*limit);
+  if (auto limit = map.find("message_rate_limit")) {
+    route.message_rate_limit = read_message_rate_limit(*limit);
+  }
+  if (auto codes = map.find("failure_codes")) {
+    route.failure_codes = read_status_names(*codes);
+    route.failure_codes_pos = codes->pos;
+    if (route.failure_codes.empty()) fail(*codes, "at least one status is required");
+  }
   if (auto breaker = map.find("circuit_breaker")) {
     route.circuit_breaker = read_circuit_breaker(*breaker);
   }
@@ -636,7 +685,7 @@ Listener read_listener(const Value& value, const std::vector<Listener>& earlier,
 // Cluster `outlier_detection` (docs/policies.md "outlier_detection").
 OutlierDetection read_outlier_detection(const Value& value) {
   const MapReader map(value, {"consecutive_failures", "base_ejection_time", "max_ejection_time",
-                              "max_ejection_percent"});
+                              "max_ejection_percent", "interval"});
   OutlierDetection od;
   od.pos = value.pos;
   if (auto failures = map.find("consecutive_failures")) {
@@ -657,6 +706,10 @@ OutlierDetection read_outlier_detection(const Value& value) {
   }
   if (auto percent = map.find("max_ejection_percent")) {
     od.max_ejection_percent = static_cast<uint32_t>(read_integer(*percent, 0, 100));
+  }
+  if (auto interval = map.find("interval")) {
+    od.interval = read_duration(*interval);
+    if (od.interval.count() == 0) fail(*interval, "must be greater than 0");
   }
   return od;
 }

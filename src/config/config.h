@@ -47,6 +47,19 @@ struct RateLimit {
   double rps = 0;            // required, 0.001..1e9
   uint32_t burst = 1;        // >= 1
   bool unavailable = false;  // status: unavailable (true) or resource_exhausted (default)
+  // `key`: none = one bucket for the route; `peer` = one per caller identity; `header:NAME` =
+  // one per value of request header NAME (lower-case). Keyed buckets live in a table of
+  // max_keys slots.
+  enum class Key { kNone, kPeer, kHeader } key = Key::kNone;
+  std::string key_header;
+  uint32_t max_keys = 4096;  // 4..1048576
+  Position pos;
+};
+
+// Route `message_rate_limit`: request messages per second on each stream (long-lived streams).
+struct MessageRateLimit {
+  double rps = 0;      // required, 0.001..1e9
+  uint32_t burst = 1;  // >= 1
   Position pos;
 };
 
@@ -80,6 +93,11 @@ struct Route {
   std::string cluster;
   std::optional<Millis> timeout;  // cap on the call's deadline; none = no cap
   std::optional<RateLimit> rate_limit;
+  std::optional<MessageRateLimit> message_rate_limit;
+  // What counts as a failure for the breaker, outlier detection and retry's default `on`
+  // (names as in retry.on; checked by server/); empty = the default set.
+  std::vector<Retry::Code> failure_codes;
+  Position failure_codes_pos;
   std::optional<CircuitBreaker> circuit_breaker;
   std::optional<Retry> retry;
   // Largest gRPC message in each direction (from the 5-byte prefix); none = no limit.
@@ -133,6 +151,7 @@ struct OutlierDetection {
   Millis base_ejection_time{30000};    // > 0; an ejection lasts base x times ejected...
   Millis max_ejection_time{300000};    // ...up to this (>= base)
   uint32_t max_ejection_percent = 10;  // 0..100: at most this share of endpoints ejected at once
+  Millis interval{10000};              // > 0: the multiplier decays by one per healthy interval
   Position pos;
 };
 

@@ -30,10 +30,27 @@ namespace {
 // state. nghttp2 copies name and value at submit time (no NO_COPY flags).
 thread_local std::vector<nghttp2_nv> nv_scratch;
 
+// Fields whose value is new on every request: grpc-timeout (the time left) and the per-call
+// trace ids. Indexing them would only churn the HPACK dynamic table (a hash, compares and
+// evictions of useful entries per call).
+bool new_every_request(std::string_view name) {
+  switch (name.empty() ? '\0' : name[0]) {
+    case 'g':
+      return name == "grpc-timeout";
+    case 't':
+      return name == "traceparent";
+    case 'x':
+      return name == "x-request-id" || name == "x-b3-traceid" || name == "x-b3-spanid" ||
+             name == "x-b3-parentspanid";
+    case 'b':
+      return name == "b3";
+    default:
+      return false;
+  }
+}
+
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
-  // grpc-timeout carries the time left, a new value on every request: indexing it would only
-  // churn the HPACK dynamic table (a hash, compares and evictions of useful entries per call).
-  const uint8_t flags = name == "grpc-timeout" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+  const uint8_t flags = new_every_request(name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
   return nghttp2_nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
                     const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())),
                     name.size(), value.size(), flags};

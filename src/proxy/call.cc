@@ -48,12 +48,6 @@ h2::HeaderList to_h2(const Headers& headers) {
   return out;
 }
 
-// The default failure-code set (docs/policies.md) decides what counts against an upstream, for
-// the breaker and outlier detection alike.
-bool is_failure(StatusCode code) {
-  return policy::FailureCodes::defaults().contains(static_cast<uint8_t>(code));
-}
-
 std::string describe_h2_error(uint32_t code) {
   if (code == h2::kConnectionLost) return "connection lost";
   return std::string(nghttp2_http2_strerror(code));
@@ -332,11 +326,24 @@ void Call::on_request_data(const uint8_t* data, size_t len) {
     downstream_->session().consume(downstream_id_, len);
     return;
   }
-  if (auto fed = request_framer_.feed(data, len); !fed) {
+  auto fed = request_framer_.feed(data, len);
+  if (!fed) {
     downstream_->session().consume(downstream_id_, len);
-    return reject_request(fed.error(), fed.error() == grpc::FramerError::kTooLarge
-                                           ? "request message larger than the route's limit"
-                                           : "malformed gRPC message framing in request");
+    if (fed.error() == grpc::FramerError::kTooLarge) {
+      return reject_request(StatusCode::kResourceExhausted,
+                            "request message larger than the route's limit");
+    }
+    return reject_request(StatusCode::kInternal, "malformed gRPC message framing in request");
+  }
+  if (message_limiter_ && *fed > 0) {
+    const auto now = base::SteadyClock::now();
+    for (uint32_t i = 0; i < *fed; ++i) {
+      if (message_limiter_->try_acquire(now).allowed) continue;
+      downstream_->session().consume(downstream_id_, len);
+      counters_->rate_limited.add();
+      return reject_request(StatusCode::kResourceExhausted,
+                            "request messages over the route's message_rate_limit");
+    }
   }
   request_body_.append(data, len);
 }
@@ -346,23 +353,29 @@ void Call::on_request_end() {
   // would answer it with OK).
   if (!request_framer_.at_boundary()) {
     if (state_ != State::kDone) {
-      reject_request(grpc::FramerError::kBadFlag, "request ended inside a gRPC message");
+      reject_request(StatusCode::kInternal, "request ended inside a gRPC message");
     }
     return;
   }
   request_body_.finish();
 }
 
-void Call::reject_request(grpc::FramerError error, const char* what) {
-  const bool too_large = error == grpc::FramerError::kTooLarge;
-  if (state_ < State::kCommitted) {
-    return reply_local({too_large ? StatusCode::kResourceExhausted : StatusCode::kInternal, what});
-  }
+void Call::reject_request(StatusCode code, const char* what) {
+  if (state_ < State::kCommitted) return reply_local({code, what});
   cancel_upstream();
   stop_deadline();
-  if (too_large) return abort_committed(StatusCode::kResourceExhausted, what, NGHTTP2_CANCEL);
+  if (code != StatusCode::kInternal) return abort_committed(code, what, NGHTTP2_CANCEL);
+  // Broken framing after commit: only a reset says the request was malformed.
   transition_to(State::kDone);
   downstream_->session().reset_stream(downstream_id_, NGHTTP2_PROTOCOL_ERROR);
+}
+
+// The route's failure-code set (docs/policies.md) decides what counts against an upstream, for
+// the breaker and outlier detection alike.
+bool Call::is_failure(StatusCode code) const {
+  const policy::FailureCodes& codes =
+      policy_ != nullptr ? policy_->failure_codes : policy::FailureCodes::defaults();
+  return codes.contains(static_cast<uint8_t>(code));
 }
 
 void Call::reject_response_too_large(bool forwarded_at_boundary) {
@@ -496,8 +509,21 @@ void Call::report_outcome() {
 }
 
 bool Call::admit_rate_limit() {
-  if (!policy_->rate_limit) return true;
-  policy::Admission admission = policy_->rate_limit->try_acquire(base::SteadyClock::now());
+  if (policy_->message_rate_limit) message_limiter_.emplace(*policy_->message_rate_limit);
+  policy::Admission admission;
+  if (policy_->rate_limit) {
+    admission = policy_->rate_limit->try_acquire(started_at_);
+  } else if (policy_->keyed_rate_limit) {
+    // Callers without the key (no identity, no header) share the "" bucket: leaving the header
+    // out must not lift the limit.
+    std::string_view key =
+        policy_->rate_limit_key_header.empty()
+            ? downstream_->session().peer_identity()
+            : h2::find_header(downstream_->request_headers(), policy_->rate_limit_key_header);
+    admission = policy_->keyed_rate_limit->try_acquire(key, started_at_);
+  } else {
+    return true;
+  }
   if (admission.allowed) return true;
   counters_->rate_limited.add();
   grpc::LocalReply reply{policy_->rate_limited_code, "rate limited"};

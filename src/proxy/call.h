@@ -14,6 +14,7 @@
 #include "h2/client_session.h"
 #include "h2/server_session.h"
 #include "net/timer.h"
+#include "policy/message_rate_limiter.h"
 #include "proxy/snapshot.h"
 #include "telemetry/metrics.h"
 #include "telemetry/observers.h"
@@ -73,9 +74,11 @@ class Call final : public h2::StreamHandler,
   // Ends a committed response early with |code| at a message boundary, else resets it.
   void abort_committed(grpc::StatusCode code, std::string_view message, uint32_t h2_error);
   void on_deadline();
-  // The downstream sent broken gRPC framing (INTERNAL before commit, a reset after it) or a
-  // message over the route's limit (RESOURCE_EXHAUSTED).
-  void reject_request(grpc::FramerError error, const char* what);
+  // The downstream sent broken gRPC framing (|code| INTERNAL: answered before commit, reset
+  // after it) or went over a route limit (RESOURCE_EXHAUSTED: message size or rate).
+  void reject_request(grpc::StatusCode code, const char* what);
+  // What counts against the upstream (the route's failure codes).
+  bool is_failure(grpc::StatusCode code) const;
   // Ends the call for a response message over the route's limit.
   void reject_response_too_large(bool forwarded_at_boundary);
   // Route admission, in DESIGN.md's order around the deadline check: rate limit before it,
@@ -117,7 +120,8 @@ class Call final : public h2::StreamHandler,
   uint32_t attempts_ = 0;                        // upstream streams opened
   std::string local_message_;                    // grpc-message of skiff's own reply
   std::optional<telemetry::TraceContext> trace_;
-  std::vector<telemetry::OutgoingHeader> trace_headers_;  // sent upstream on every attempt
+  std::optional<policy::MessageRateLimiter> message_limiter_;  // the route's message_rate_limit
+  std::vector<telemetry::OutgoingHeader> trace_headers_;       // sent upstream on every attempt
 
   const route::Route* route_ = nullptr;
   const RoutePolicy* policy_ = nullptr;

@@ -11,6 +11,8 @@
 #include "grpc/status.h"
 #include "h2/header.h"
 #include "policy/circuit_breaker.h"
+#include "policy/failure_codes.h"
+#include "policy/keyed_token_buckets.h"
 #include "policy/retry_budget.h"
 #include "policy/retry_policy.h"
 #include "policy/token_bucket.h"
@@ -23,7 +25,14 @@ namespace skiff::proxy {
 // Per-route policy state, indexed by route::Route::index. The snapshot is shared read-only;
 // the buckets and breakers it points to are atomics shared by every worker.
 struct RoutePolicy {
-  std::shared_ptr<policy::TokenBucket> rate_limit;  // null = no limit
+  // What counts as a failure (breaker, outlier detection, retry's default `on`).
+  policy::FailureCodes failure_codes = policy::FailureCodes::defaults();
+  std::shared_ptr<policy::TokenBucket> rate_limit;  // null = no limit (or a keyed one)
+  // A rate limit per caller identity (rate_limit_key_header empty) or per header value.
+  std::shared_ptr<policy::KeyedTokenBuckets> keyed_rate_limit;
+  std::string rate_limit_key_header;
+  // Request messages per second on each stream; none = no limit.
+  std::optional<policy::TokenBucketParams> message_rate_limit;
   grpc::StatusCode rate_limited_code = grpc::StatusCode::kResourceExhausted;
   std::shared_ptr<policy::CircuitBreaker> breaker;  // null = no breaker
   std::optional<policy::RetryPolicy> retry;         // none = a single attempt

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <functional>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -147,44 +148,56 @@ class MainLoop {
   bool draining_ = false;
 };
 
-// config's retry -> policy::RetryPolicy; status names are checked here, against the one name
-// table (policy::FailureCodes), and reported at their position in the file.
+// Status names (retry `on`, route `failure_codes`) -> a set; names are checked here, against
+// the one name table (policy::FailureCodes), and a bad one is reported at its position.
+base::Result<policy::FailureCodes> to_failure_codes(const config::Config& config,
+                                                    const std::vector<config::Retry::Code>& codes) {
+  // Parsed one name at a time, so an error points at that entry's position.
+  policy::FailureCodes set;
+  for (const config::Retry::Code& code : codes) {
+    std::string one[] = {code.name};
+    auto parsed = policy::FailureCodes::parse(one);
+    if (!parsed) {
+      std::string_view message = parsed.error().message;
+      if (message.starts_with("[0]: ")) message.remove_prefix(5);  // a one-entry list
+      return base::fail(where(config, code.pos) + std::string(message));
+    }
+    set = set.merge(*parsed);
+  }
+  // As in gRPC's own retries, failures skiff reports with a status count as that status:
+  // connect failures and resets surface as UNAVAILABLE, a per-try timeout as
+  // DEADLINE_EXCEEDED (docs/policies.md).
+  if (set.contains(policy::kCodeUnavailable)) {
+    set = set.add(policy::ProxyFailure::kConnectFailure)
+              .add(policy::ProxyFailure::kReset)
+              .add(policy::ProxyFailure::kRefusedStream);
+  }
+  if (set.contains(policy::kCodeDeadlineExceeded)) {
+    set = set.add(policy::ProxyFailure::kPerTryTimeout);
+  }
+  return set;
+}
+
+// config's retry -> policy::RetryPolicy. Without `on`, the route's failure codes are retried.
 base::Result<policy::RetryPolicy> to_retry_policy(const config::Config& config,
-                                                  const config::Retry& r) {
+                                                  const config::Retry& r,
+                                                  policy::FailureCodes failure_codes) {
   policy::RetryPolicy p;
   p.max_attempts = r.max_attempts;
   p.per_try_timeout = r.per_try_timeout;
   p.backoff.initial = r.backoff_initial;
   p.backoff.max = r.backoff_max;
   p.backoff.multiplier = r.backoff_multiplier;
+  // REFUSED_STREAM was certainly not processed: always safe to retry.
+  p.retry_on = failure_codes.add(policy::ProxyFailure::kRefusedStream);
   if (!r.on.empty()) {
-    // Parsed one name at a time, so an error points at that entry's position.
-    policy::FailureCodes retry_on;
-    for (const config::Retry::Code& code : r.on) {
-      std::string one[] = {code.name};
-      auto parsed = policy::FailureCodes::parse(one);
-      if (!parsed) {
-        std::string_view message = parsed.error().message;
-        if (message.starts_with("[0]: ")) message.remove_prefix(5);  // a one-entry list
-        return base::fail(where(config, code.pos) + std::string(message));
-      }
-      retry_on = retry_on.merge(*parsed);
-    }
-    p.retry_on = retry_on;
-    // As in gRPC's own retries, failures skiff reports with a status count as that status:
-    // connect failures and resets surface as UNAVAILABLE, a per-try timeout as
-    // DEADLINE_EXCEEDED (docs/policies.md).
-    if (p.retry_on.contains(policy::kCodeUnavailable)) {
-      p.retry_on = p.retry_on.add(policy::ProxyFailure::kConnectFailure)
-                       .add(policy::ProxyFailure::kReset)
-                       .add(policy::ProxyFailure::kRefusedStream);
-    }
-    if (p.retry_on.contains(policy::kCodeDeadlineExceeded)) {
-      p.retry_on = p.retry_on.add(policy::ProxyFailure::kPerTryTimeout);
-    }
+    auto retry_on = to_failure_codes(config, r.on);
+    if (!retry_on) return std::unexpected(retry_on.error());
+    p.retry_on = *retry_on;
   }
-  if (auto valid = p.validate(); !valid)
+  if (auto valid = p.validate(); !valid) {
     return base::fail(where(config, r.pos) + valid.error().message);
+  }
   return p;
 }
 
@@ -194,8 +207,13 @@ base::Result<proxy::RoutePolicy> to_route_policy(const config::Config& config,
                                                  const config::Route& r,
                                                  std::shared_ptr<policy::RetryBudget> budget) {
   proxy::RoutePolicy p;
+  if (!r.failure_codes.empty()) {
+    auto codes = to_failure_codes(config, r.failure_codes);
+    if (!codes) return std::unexpected(codes.error());
+    p.failure_codes = *codes;
+  }
   if (r.retry) {
-    auto retry = to_retry_policy(config, *r.retry);
+    auto retry = to_retry_policy(config, *r.retry, p.failure_codes);
     if (!retry) return std::unexpected(retry.error());
     if (retry->max_attempts > 1) {
       p.retry = *retry;
@@ -204,9 +222,27 @@ base::Result<proxy::RoutePolicy> to_route_policy(const config::Config& config,
     }
   }
   if (r.rate_limit) {
-    p.rate_limit = std::make_shared<policy::TokenBucket>(
-        policy::TokenBucketParams{r.rate_limit->rps, r.rate_limit->burst});
-    if (r.rate_limit->unavailable) p.rate_limited_code = grpc::StatusCode::kUnavailable;
+    const config::RateLimit& limit = *r.rate_limit;
+    if (limit.key == config::RateLimit::Key::kNone) {
+      p.rate_limit =
+          std::make_shared<policy::TokenBucket>(policy::TokenBucketParams{limit.rps, limit.burst});
+    } else {
+      policy::KeyedTokenBucketsParams params;
+      params.rate = limit.rps;
+      params.burst = limit.burst;
+      params.max_keys = limit.max_keys;
+      params.hash_seed = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
+      if (auto valid = params.validate(); !valid) {
+        return base::fail(where(config, limit.pos) + valid.error().message);
+      }
+      p.keyed_rate_limit = std::make_shared<policy::KeyedTokenBuckets>(params);
+      p.rate_limit_key_header = limit.key_header;  // empty: keyed by the caller's identity
+    }
+    if (limit.unavailable) p.rate_limited_code = grpc::StatusCode::kUnavailable;
+  }
+  if (r.message_rate_limit) {
+    p.message_rate_limit =
+        policy::TokenBucketParams{r.message_rate_limit->rps, r.message_rate_limit->burst};
   }
   if (r.circuit_breaker) {
     p.breaker = std::make_shared<policy::CircuitBreaker>(policy::CircuitBreakerParams{
@@ -249,6 +285,7 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
       params.base_ejection_time = c.outlier_detection->base_ejection_time;
       params.max_ejection_time = c.outlier_detection->max_ejection_time;
       params.max_ejection_percent = c.outlier_detection->max_ejection_percent;
+      params.interval = c.outlier_detection->interval;
       spec.outliers = std::make_shared<policy::OutlierDetector>(params, spec.endpoints.size());
     }
     snapshot->clusters.push_back(std::move(spec));

@@ -21,9 +21,10 @@ constexpr int kMaxZeroDraws = 8;
 
 // Appends the low |digits| hex digits of |v|, most significant first, lower-case.
 void append_hex(std::string& out, uint64_t v, int digits) {
-  for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
-    out.push_back(kHexDigits[(v >> shift) & 0xf]);
-  }
+  const size_t at = out.size();
+  out.resize(at + static_cast<size_t>(digits));
+  char* p = out.data() + at;
+  for (int i = digits - 1; i >= 0; --i, v >>= 4) p[i] = kHexDigits[v & 0xf];
 }
 
 int hex_value(char c, bool allow_upper) {

@@ -315,5 +315,79 @@ TEST(Policies, Outbound_OutlierEjectedEndpointGetsNoTrafficThenReturns) {
   EXPECT_GT(bad.calls("Unary"), bad_calls) << "ejected endpoint never returned";
 }
 
+TEST(Policies, Outbound_KeyedRateLimit_OneBucketPerHeaderValue) {
+  TestServer server;
+  SkiffProcess skiff(
+      config_with(server, "        rate_limit: { rps: 0.01, burst: 2, key: \"header:x-user\" }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  auto call_as = [&](const std::string& user) {
+    grpc::ClientContext ctx;
+    if (!user.empty()) ctx.AddMetadata("x-user", user);
+    return unary(*stub, Request(), &ctx);
+  };
+  // Each user has its own burst of 2; callers without the header share one bucket (leaving the
+  // header out does not lift the limit).
+  for (const std::string user : {"alice", "bob", ""}) {
+    EXPECT_TRUE(is_ok(call_as(user))) << user;
+    EXPECT_TRUE(is_ok(call_as(user))) << user;
+    grpc::Status third = call_as(user);
+    EXPECT_TRUE(has_code(third, StatusCode::RESOURCE_EXHAUSTED)) << user;
+  }
+  EXPECT_EQ(server.calls("Unary"), 6);
+}
+
+TEST(Policies, Outbound_MessageRateLimit_EndsTheStreamWithResourceExhausted) {
+  TestServer server;
+  // 0.01 messages/s after a burst of 5: the sixth message on a stream is over the limit.
+  SkiffProcess skiff(config_with(server, "        message_rate_limit: { rps: 0.01, burst: 5 }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  Response resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(in(kCallDeadline));
+  auto writer = stub->ClientStream(&ctx, &resp);
+  for (int i = 0; i < 10; ++i) {
+    if (!writer->Write(Request())) break;  // the stream may end before all are written
+  }
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  ASSERT_TRUE(has_code(status, StatusCode::RESOURCE_EXHAUSTED));
+  EXPECT_NE(status.error_message().find("message_rate_limit"), std::string::npos)
+      << status.error_message();
+
+  // The limit is per stream: a new stream starts with a full burst.
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(in(kCallDeadline));
+  auto writer2 = stub->ClientStream(&ctx2, &resp);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(writer2->Write(Request()));
+  writer2->WritesDone();
+  EXPECT_TRUE(is_ok(writer2->Finish()));
+  EXPECT_EQ(resp.request_count(), 5);
+}
+
+TEST(Policies, Outbound_FailureCodes_DecideWhatOpensTheBreaker) {
+  TestServer server;
+  // NOT_FOUND counts as a failure on this route; UNAVAILABLE does not.
+  SkiffProcess skiff(config_with(server,
+                                 "        failure_codes: [ not_found ]\n"
+                                 "        circuit_breaker: { consecutive_failures: 2, open_for: "
+                                 "1h }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  Request unavailable;
+  unavailable.set_respond_status(static_cast<int>(StatusCode::UNAVAILABLE));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(has_code(unary(*stub, unavailable), StatusCode::UNAVAILABLE));
+  }
+  EXPECT_TRUE(is_ok(unary(*stub, Request()))) << "UNAVAILABLE must not have opened the breaker";
+  Request not_found;
+  not_found.set_respond_status(static_cast<int>(StatusCode::NOT_FOUND));
+  EXPECT_TRUE(has_code(unary(*stub, not_found), StatusCode::NOT_FOUND));
+  EXPECT_TRUE(has_code(unary(*stub, not_found), StatusCode::NOT_FOUND));
+  grpc::Status rejected = unary(*stub, Request());
+  ASSERT_TRUE(has_code(rejected, StatusCode::UNAVAILABLE));
+  EXPECT_NE(rejected.error_message().find("circuit open"), std::string::npos)
+      << rejected.error_message();
+  EXPECT_EQ(server.calls("Unary"), 7);
+}
+
 }  // namespace
 }  // namespace skiff::it

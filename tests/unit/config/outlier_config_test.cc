@@ -74,9 +74,20 @@ TEST(OutlierConfig, RejectsBadValues) {
   EXPECT_EQ(cluster_error("    outlier_detection: { max_ejection_percent: 101 }\n"),
             "test.yaml:10:48: clusters[0].outlier_detection.max_ejection_percent: 101 is out of "
             "range 0..100");
-  EXPECT_EQ(cluster_error("    outlier_detection: { interval: 10s }\n"),
-            "test.yaml:10:26: clusters[0].outlier_detection: unknown key 'interval'; allowed keys: "
-            "consecutive_failures, base_ejection_time, max_ejection_time, max_ejection_percent");
+  EXPECT_EQ(cluster_error("    outlier_detection: { interval: 0s }\n"),
+            "test.yaml:10:36: clusters[0].outlier_detection.interval: must be greater than 0");
+  EXPECT_EQ(cluster_error("    outlier_detection: { intervall: 10s }\n"),
+            "test.yaml:10:26: clusters[0].outlier_detection: unknown key 'intervall' (did you mean "
+            "'interval'?); allowed keys: consecutive_failures, base_ejection_time, "
+            "max_ejection_time, max_ejection_percent, interval");
+}
+
+TEST(OutlierConfig, Interval) {
+  Config config;
+  ASSERT_EQ(cluster_error("    outlier_detection: { interval: 2s }\n", &config), "loaded");
+  EXPECT_EQ(config.clusters.at(0).outlier_detection->interval, std::chrono::seconds(2));
+  ASSERT_EQ(cluster_error("    outlier_detection: {}\n", &config), "loaded");
+  EXPECT_EQ(config.clusters.at(0).outlier_detection->interval, std::chrono::seconds(10));
 }
 
 }  // namespace

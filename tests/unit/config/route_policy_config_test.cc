@@ -149,13 +149,38 @@ TEST(RoutePolicyConfigError, BadStatus) {
             "allowed: resource_exhausted, unavailable");
 }
 
-TEST(RoutePolicyConfigError, KeyAndMaxKeysAreNotSupportedYet) {
+TEST(RoutePolicyConfigError, RateLimitKey) {
   EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: identity }\n"),
-            "test.yaml:7:32: listeners[0].routes[0].rate_limit: unknown key 'key'; allowed keys: "
-            "rps, burst, status");
+            "test.yaml:7:37: listeners[0].routes[0].rate_limit.key: unknown key 'identity'; "
+            "allowed: peer, header:NAME");
+  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: \"header:\" }\n"),
+            "test.yaml:7:37: listeners[0].routes[0].rate_limit.key: unknown key 'header:'; "
+            "allowed: peer, header:NAME");
+  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: \"header::path\" }\n"),
+            "test.yaml:7:37: listeners[0].routes[0].rate_limit.key: a pseudo-header can't be a "
+            "rate-limit key; name a request header");
   EXPECT_EQ(route_error("        rate_limit:\n          rps: 10\n          max_keys: 4096\n"),
-            "test.yaml:9:11: listeners[0].routes[0].rate_limit: unknown key 'max_keys'; allowed "
-            "keys: rps, burst, status");
+            "test.yaml:9:21: listeners[0].routes[0].rate_limit.max_keys: needs 'key' (peer or "
+            "header:NAME)");
+  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: peer, max_keys: 3 }\n"),
+            "test.yaml:7:53: listeners[0].routes[0].rate_limit.max_keys: 3 is out of range "
+            "4..1048576");
+  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: \"header:X-User\", max_keys: 64 }\n"),
+            "loaded");
+}
+
+TEST(RoutePolicyConfigError, MessageRateLimitAndFailureCodes) {
+  EXPECT_EQ(route_error("        message_rate_limit: { rps: 10, burst: 5 }\n"), "loaded");
+  EXPECT_EQ(route_error("        message_rate_limit: { burst: 5 }\n"),
+            "test.yaml:7:29: listeners[0].routes[0].message_rate_limit: missing required key "
+            "'rps'");
+  EXPECT_EQ(route_error("        message_rate_limit: { rps: 10, status: unavailable }\n"),
+            "test.yaml:7:40: listeners[0].routes[0].message_rate_limit: unknown key 'status'; "
+            "allowed keys: rps, burst");
+  EXPECT_EQ(route_error("        failure_codes: [ unavailable, internal ]\n"), "loaded");
+  EXPECT_EQ(route_error("        failure_codes: []\n"),
+            "test.yaml:7:24: listeners[0].routes[0].failure_codes: at least one status is "
+            "required");
 }
 
 TEST(RoutePolicyConfigError, OpenForNegative) {
@@ -229,10 +254,11 @@ TEST(RoutePolicyConfigError, MapWhereAScalarIsExpected) {
 }
 
 TEST(RoutePolicyConfigError, UnknownRouteKeyListsTheNewKeys) {
-  EXPECT_EQ(route_error("        message_rate_limit: { rps: 10 }\n"),
-            "test.yaml:7:9: listeners[0].routes[0]: unknown key 'message_rate_limit'; allowed "
-            "keys: match, cluster, timeout, allow, rate_limit, circuit_breaker, retry, "
-            "max_request_message_bytes, max_response_message_bytes");
+  EXPECT_EQ(route_error("        message_rate: { rps: 10 }\n"),
+            "test.yaml:7:9: listeners[0].routes[0]: unknown key 'message_rate'; allowed "
+            "keys: match, cluster, timeout, allow, rate_limit, message_rate_limit, "
+            "circuit_breaker, retry, failure_codes, max_request_message_bytes, "
+            "max_response_message_bytes");
 }
 
 }  // namespace
