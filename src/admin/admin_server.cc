@@ -59,7 +59,8 @@ base::Result<std::unique_ptr<AdminServer>> AdminServer::start(const std::string&
   static thread_local std::string last_error;
   last_error.clear();
   callbacks.log_message = [](const mg_connection*, const char* message) {
-    last_error = message;
+    // The first says why ("cannot bind to ...: Address already in use"); later ones are generic.
+    if (last_error.empty()) last_error = message;
     return 1;  // handled: civetweb prints nothing itself
   };
   server->ctx_ = mg_start(&callbacks, server.get(), options);

@@ -19,6 +19,17 @@ json optional_duration(const std::optional<config::Millis>& d) {
   return d ? json(duration(*d)) : json(nullptr);
 }
 
+// "http://user:secret@host/path" -> "http://***@host/path": /config never shows credentials.
+std::string without_credentials(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const size_t host_start = scheme + 3;
+  const size_t at = url.find('@', host_start);
+  const size_t path = url.find('/', host_start);
+  if (at == std::string::npos || (path != std::string::npos && at > path)) return url;
+  return url.substr(0, host_start) + "***" + url.substr(at);
+}
+
 json route_json(const config::Route& r) {
   json match = json::object();
   if (!r.match.service.empty()) match["service"] = r.match.service;
@@ -78,9 +89,15 @@ std::string config_json(const config::Config& config) {
     for (const config::Address& a : c.endpoints) endpoints.push_back(address(a));
     json cluster = {{"name", c.name},
                     {"endpoints", endpoints},
-                    {"load_balancing", "round_robin"},
+                    {"load_balancing", std::string(config::to_string(c.load_balancing))},
                     {"connect_timeout", duration(c.connect_timeout)},
                     {"max_connections_per_endpoint", c.max_connections_per_endpoint}};
+    if (c.peak_ewma) {
+      cluster["peak_ewma"] = {
+          {"decay", duration(c.peak_ewma->decay)},
+          {"default_rtt", duration(c.peak_ewma->default_rtt)},
+          {"resource_exhausted_penalty", duration(c.peak_ewma->resource_exhausted_penalty)}};
+    }
     if (c.outlier_detection) {
       const config::OutlierDetection& od = *c.outlier_detection;
       cluster["outlier_detection"] = {{"consecutive_failures", od.consecutive_failures},
@@ -112,7 +129,7 @@ std::string config_json(const config::Config& config) {
   if (config.admin) out["admin"] = {{"address", address(config.admin->address)}};
   if (config.tracing) {
     out["tracing"] = {{"sample_rate", config.tracing->sample_rate},
-                      {"zipkin_url", config.tracing->zipkin_url},
+                      {"zipkin_url", without_credentials(config.tracing->zipkin_url)},
                       {"service_name", config.tracing->service_name},
                       {"max_queue", config.tracing->max_queue}};
   }

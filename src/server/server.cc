@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <functional>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <utility>
@@ -74,10 +75,29 @@ class MainLoop {
     uv_async_send(&finished_async_);
   }
 
-  // Thread-safe (the admin server's POST /drain): drain as on SIGTERM.
+  // Thread-safe (the admin server's POST /drain): drain as on SIGTERM. Safe to call even while
+  // or after the loop closes its handles (then it only records the request).
   void request_drain() {
     drain_requested_.store(true);
-    uv_async_send(&drain_async_);
+    std::lock_guard lock(handles_mutex_);
+    if (!handles_closed_) uv_async_send(&drain_async_);
+  }
+
+  // Closes the loop's own handles; run() then returns once they are closed. Used at the end,
+  // and when start-up fails before any worker ran.
+  void close_handles() {
+    {
+      std::lock_guard lock(handles_mutex_);
+      if (handles_closed_) return;
+      handles_closed_ = true;
+    }
+    for (uv_handle_t* h :
+         {reinterpret_cast<uv_handle_t*>(&finished_async_),
+          reinterpret_cast<uv_handle_t*>(&drain_async_), reinterpret_cast<uv_handle_t*>(&sigterm_),
+          reinterpret_cast<uv_handle_t*>(&sigint_),
+          reinterpret_cast<uv_handle_t*>(&drain_timer_)}) {
+      uv_close(h, nullptr);
+    }
   }
   // Thread-safe: a drain has started (signal or request).
   bool draining() const { return drain_requested_.load(); }
@@ -124,13 +144,7 @@ class MainLoop {
   void on_worker_finished() {
     if (finished_count_.load() < workers_.size()) return;
     if (at_finish_) std::exchange(at_finish_, nullptr)();
-    for (uv_handle_t* h :
-         {reinterpret_cast<uv_handle_t*>(&finished_async_),
-          reinterpret_cast<uv_handle_t*>(&drain_async_), reinterpret_cast<uv_handle_t*>(&sigterm_),
-          reinterpret_cast<uv_handle_t*>(&sigint_),
-          reinterpret_cast<uv_handle_t*>(&drain_timer_)}) {
-      uv_close(h, nullptr);
-    }
+    close_handles();
   }
 
   std::vector<std::unique_ptr<net::Worker>>& workers_;
@@ -140,6 +154,8 @@ class MainLoop {
   uv_async_t finished_async_{};
   uv_async_t drain_async_{};
   std::atomic<bool> drain_requested_{false};
+  std::mutex handles_mutex_;  // request_drain (any thread) vs close_handles
+  bool handles_closed_ = false;
   uv_signal_t sigterm_{};
   uv_signal_t sigint_{};
   uv_timer_t drain_timer_{};
@@ -254,6 +270,18 @@ base::Result<proxy::RoutePolicy> to_route_policy(const config::Config& config,
   return p;
 }
 
+upstream::LoadBalancing to_load_balancing(config::LoadBalancing policy) {
+  switch (policy) {
+    case config::LoadBalancing::kRoundRobin:
+      return upstream::LoadBalancing::kRoundRobin;
+    case config::LoadBalancing::kLeastRequest:
+      return upstream::LoadBalancing::kLeastRequest;
+    case config::LoadBalancing::kPeakEwma:
+      return upstream::LoadBalancing::kPeakEwma;
+  }
+  return upstream::LoadBalancing::kRoundRobin;
+}
+
 }  // namespace
 
 base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config::Config& config,
@@ -265,6 +293,11 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
     spec.name = c.name;
     spec.connect_timeout = c.connect_timeout;
     spec.max_connections_per_endpoint = c.max_connections_per_endpoint;
+    spec.load_balancing = to_load_balancing(c.load_balancing);
+    if (c.peak_ewma) {
+      spec.peak_ewma = {c.peak_ewma->decay, c.peak_ewma->default_rtt,
+                        c.peak_ewma->resource_exhausted_penalty};
+    }
     if (tls != nullptr) spec.tls = tls->clusters[snapshot->clusters.size()];
     for (const config::Address& a : c.endpoints) {
       auto resolved = net::resolve(a.host, a.port);
@@ -441,7 +474,6 @@ int run(const Options& options) {
   signal(SIGPIPE, SIG_IGN);
   std::vector<std::unique_ptr<net::Worker>> workers;
   std::vector<std::unique_ptr<WorkerSetup>> setups;
-  for (uint32_t w = 0; w < n_workers; ++w) workers.push_back(std::make_unique<net::Worker>(w));
   MainLoop main_loop(workers, setups, config.drain_timeout);
   std::atomic<uint32_t> workers_listening{0};
   metrics.add_collector([&main_loop](telemetry::Families& out) {
@@ -449,22 +481,11 @@ int run(const Options& options) {
               {{"version", SKIFF_VERSION}}, 1);
     out.gauge("skiff_draining", "1 once a drain has started.", {}, main_loop.draining() ? 1 : 0);
   });
-  for (uint32_t w = 0; w < n_workers; ++w) {
-    setups.push_back(std::make_unique<WorkerSetup>(*workers[w], *snapshot, fds[w], tls->listeners,
-                                                   *stats[w], metrics.worker_calls(w), observers,
-                                                   [&main_loop] { main_loop.worker_finished(); }));
-  }
-  for (uint32_t w = 0; w < n_workers; ++w) {
-    WorkerSetup* setup = setups[w].get();
-    workers[w]->start([setup, &workers_listening] {
-      setup->start();
-      workers_listening.fetch_add(1);
-    });
-  }
-  // The admin server's threads read only what outlives them: |metrics|, |stats|, the snapshot
-  // and the main loop's atomics. It stops (joining its threads) before those go away.
+
+  // The admin server starts before any worker, so a port in use stops skiff before it serves.
+  // Its threads read only what outlives them: |metrics|, |stats|, the snapshot and the main
+  // loop's thread-safe calls. It stops (joining its threads) before those go away.
   std::unique_ptr<admin::AdminServer> admin_server;
-  int exit_code = kExitOk;
   if (config.admin) {
     const std::string effective_config = config_json(config);
     admin::Handlers handlers;
@@ -479,14 +500,29 @@ int run(const Options& options) {
     auto started = admin::AdminServer::start(config.admin->address.host, config.admin->address.port,
                                              std::move(handlers));
     if (!started) {
-      std::fprintf(stderr, "%s%s\n", where(config, config.admin->address.pos).c_str(),
-                   started.error().message.c_str());
-      // The workers are up already: wind them down, then exit with the error.
-      exit_code = kExitRuntimeError;
-      main_loop.request_drain();
-    } else {
-      admin_server = std::move(*started);
+      // A defaulted address has no position of its own: point at the admin block.
+      const config::Position& pos =
+          config.admin->address.pos.line != 0 ? config.admin->address.pos : config.admin->pos;
+      std::fprintf(stderr, "%s%s\n", where(config, pos).c_str(), started.error().message.c_str());
+      main_loop.close_handles();
+      main_loop.run();
+      return kExitRuntimeError;
     }
+    admin_server = std::move(*started);
+  }
+
+  for (uint32_t w = 0; w < n_workers; ++w) workers.push_back(std::make_unique<net::Worker>(w));
+  for (uint32_t w = 0; w < n_workers; ++w) {
+    setups.push_back(std::make_unique<WorkerSetup>(*workers[w], *snapshot, fds[w], tls->listeners,
+                                                   *stats[w], metrics.worker_calls(w), observers,
+                                                   [&main_loop] { main_loop.worker_finished(); }));
+  }
+  for (uint32_t w = 0; w < n_workers; ++w) {
+    WorkerSetup* setup = setups[w].get();
+    workers[w]->start([setup, &workers_listening] {
+      setup->start();
+      workers_listening.fetch_add(1);
+    });
   }
   // Rotated certificates reach new handshakes through the slots; the watcher's handles live on
   // the main loop and close when the workers have finished.
@@ -511,7 +547,7 @@ int run(const Options& options) {
   if (span_exporter) span_exporter->stop();
   if (access_log) access_log->stop();
   SKIFF_LOG(kInfo) << "drained, exiting";
-  return exit_code;
+  return kExitOk;
 }
 
 }  // namespace skiff::server

@@ -48,6 +48,9 @@ void connection_families(telemetry::Families& out, const Labels& labels, Each ea
               total([](const auto& s) { return s.goaways_received.value(); }));
 }
 
+// Counts are summed as doubles (Prometheus's type); /clusters shows them as integers.
+uint64_t count(double v) { return static_cast<uint64_t>(v); }
+
 const char* breaker_state_name(policy::BreakerState s) {
   switch (s) {
     case policy::BreakerState::kClosed:
@@ -171,13 +174,14 @@ std::string clusters_json(const proxy::Snapshot& snapshot, const AllWorkerStats&
       json endpoint = {
           {"name", cluster.endpoints[e].name},
           {"address", cluster.endpoints[e].address.to_string()},
-          {"connections", level(
-                              stats, one, [](const auto& s) -> auto& { return s.connections; })},
-          {"active_requests", level(
-                                  stats, one, [](const auto& s) -> auto& { return s.streams; })},
-          {"requests_total", sum(stats, one, [](const auto& s) { return s.streams.up.value(); })},
+          {"connections", count(level(
+                              stats, one, [](const auto& s) -> auto& { return s.connections; }))},
+          {"active_requests", count(level(
+                                  stats, one, [](const auto& s) -> auto& { return s.streams; }))},
+          {"requests_total",
+           count(sum(stats, one, [](const auto& s) { return s.streams.up.value(); }))},
           {"connect_failures",
-           sum(stats, one, [](const auto& s) { return s.connect_failures.value(); })},
+           count(sum(stats, one, [](const auto& s) { return s.connect_failures.value(); }))},
       };
       bool ejected = false;
       if (cluster.outliers) {

@@ -188,9 +188,18 @@ bool SpanExporter::submit(CallRecord record) {
   return queue_.push(std::move(record));
 }
 
-void SpanExporter::stop() { queue_.stop(); }
+void SpanExporter::stop() {
+  stopping_.store(true, std::memory_order_relaxed);
+  queue_.stop();
+}
 
 void SpanExporter::send(std::vector<CallRecord>& batch) {
+  if (failing_ && stopping_.load(std::memory_order_relaxed)) {
+    // Shutting down with the collector unreachable: one more timeout per batch would hold the
+    // exit for minutes with a full queue. Count the rest as failed instead.
+    failed_.fetch_add(batch.size(), std::memory_order_relaxed);
+    return;
+  }
   std::optional<std::string> error = http_->post(to_zipkin_json(batch, options_.service_name));
   if (!error) {
     exported_.fetch_add(batch.size(), std::memory_order_relaxed);

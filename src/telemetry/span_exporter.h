@@ -59,6 +59,7 @@ class SpanExporter {
   std::atomic<uint64_t> exported_{0};
   std::atomic<uint64_t> failed_{0};
   bool failing_ = false;  // background thread only: the last batch failed (logs transitions)
+  std::atomic<bool> stopping_{false};  // stop() was called: don't wait on a failing collector
   std::unique_ptr<Http> http_;
   BackgroundQueue<CallRecord> queue_;  // last: its thread uses the members above
 };
