@@ -714,9 +714,27 @@ OutlierDetection read_outlier_detection(const Value& value) {
   return od;
 }
 
+PeakEwma read_peak_ewma(const Value& value) {
+  const MapReader map(value, {"decay", "default_rtt", "resource_exhausted_penalty"});
+  PeakEwma params;
+  params.pos = value.pos;
+  if (auto decay = map.find("decay")) {
+    params.decay = read_duration(*decay);
+    if (params.decay.count() == 0) fail(*decay, "must be greater than 0");
+  }
+  if (auto rtt = map.find("default_rtt")) {
+    params.default_rtt = read_duration(*rtt);
+    if (params.default_rtt.count() == 0) fail(*rtt, "must be greater than 0");
+  }
+  if (auto penalty = map.find("resource_exhausted_penalty")) {
+    params.resource_exhausted_penalty = read_duration(*penalty);
+  }
+  return params;
+}
+
 // Reads one cluster; |earlier| are the clusters before it, which it must not duplicate.
 Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
-  const MapReader map(value, {"name", "endpoints", "load_balancing", "connect_timeout",
+  const MapReader map(value, {"name", "endpoints", "load_balancing", "peak_ewma", "connect_timeout",
                               "max_connections_per_endpoint", "tls", "outlier_detection"});
   Cluster cluster;
   cluster.pos = value.pos;
@@ -745,10 +763,25 @@ Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
 
   if (auto policy = map.find("load_balancing")) {
     const std::string name = read_string(*policy);
-    if (name != "round_robin") {
-      fail(*policy, fmt::format("unknown load balancing policy '{}'; allowed: round_robin", name));
+    if (name == "round_robin") {
+      cluster.load_balancing = LoadBalancing::kRoundRobin;
+    } else if (name == "least_request") {
+      cluster.load_balancing = LoadBalancing::kLeastRequest;
+    } else if (name == "peak_ewma") {
+      cluster.load_balancing = LoadBalancing::kPeakEwma;
+    } else {
+      fail(*policy, fmt::format("unknown load balancing policy '{}'; allowed: round_robin, "
+                                "least_request, peak_ewma",
+                                name));
     }
-    cluster.load_balancing = LoadBalancing::kRoundRobin;
+  }
+  if (auto peak_ewma = map.find("peak_ewma")) {
+    if (cluster.load_balancing != LoadBalancing::kPeakEwma) {
+      fail(*peak_ewma,
+           fmt::format("only valid with load_balancing: peak_ewma (this cluster uses {})",
+                       to_string(cluster.load_balancing)));
+    }
+    cluster.peak_ewma = read_peak_ewma(*peak_ewma);
   }
   if (auto timeout = map.find("connect_timeout")) {
     cluster.connect_timeout = read_duration(*timeout);
@@ -864,6 +897,18 @@ Config read_documents(const std::vector<YAML::Node>& documents, const std::strin
 }
 
 }  // namespace
+
+std::string_view to_string(LoadBalancing policy) {
+  switch (policy) {
+    case LoadBalancing::kRoundRobin:
+      return "round_robin";
+    case LoadBalancing::kLeastRequest:
+      return "least_request";
+    case LoadBalancing::kPeakEwma:
+      return "peak_ewma";
+  }
+  return "round_robin";
+}
 
 std::string ConfigError::to_string() const {
   // Line 0 means the error is about the whole file (unreadable, empty).

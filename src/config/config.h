@@ -7,6 +7,7 @@
 #include <expected>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace skiff::config {
@@ -142,7 +143,18 @@ struct ClusterTls {
   Position pos;
 };
 
-enum class LoadBalancing { kRoundRobin };
+// Cluster `load_balancing` (docs/policies.md "Load balancing").
+enum class LoadBalancing { kRoundRobin, kLeastRequest, kPeakEwma };
+// "round_robin", "least_request", "peak_ewma": the config spelling.
+std::string_view to_string(LoadBalancing policy);
+
+// Cluster `peak_ewma`: the estimator's parameters (only with load_balancing: peak_ewma).
+struct PeakEwma {
+  Millis decay{10000};                      // > 0: time constant of the moving average
+  Millis default_rtt{30};                   // > 0: the estimate before an endpoint's first reply
+  Millis resource_exhausted_penalty{5000};  // a RESOURCE_EXHAUSTED reply counts as this; 0 = off
+  Position pos;
+};
 
 // Cluster `outlier_detection` (docs/policies.md): endpoints ejected after consecutive failed
 // attempts, shared by all workers.
@@ -159,6 +171,7 @@ struct Cluster {
   std::string name;
   std::vector<Address> endpoints;  // at least one
   LoadBalancing load_balancing = LoadBalancing::kRoundRobin;
+  std::optional<PeakEwma> peak_ewma;  // none = the defaults (only with kPeakEwma)
   Millis connect_timeout{1000};
   uint32_t max_connections_per_endpoint = 4;  // pool size per worker per endpoint
   std::optional<OutlierDetection> outlier_detection;

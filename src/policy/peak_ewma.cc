@@ -47,6 +47,13 @@ void PeakEwma::observe(base::Duration rtt, bool resource_exhausted, const PeakEw
   updated_at_ = now;
 }
 
+bool PeakEwma::observe_abandoned(base::Duration elapsed, uint32_t active_requests,
+                                 const PeakEwmaParams& params, base::TimePoint now) {
+  if (ns_of(elapsed) <= estimate_ns(active_requests, params, now)) return false;
+  observe(elapsed, /*resource_exhausted=*/false, params, now);
+  return true;
+}
+
 double PeakEwma::estimate_ns(uint32_t active_requests, const PeakEwmaParams& params,
                              base::TimePoint now) const {
   if (!observed_) return ns_of(params.default_rtt);

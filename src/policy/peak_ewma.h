@@ -36,6 +36,13 @@ class PeakEwma {
   void observe(base::Duration rtt, bool resource_exhausted, const PeakEwmaParams& params,
                base::TimePoint now);
 
+  // An attempt ended without a response |elapsed| after it started (per-try timeout, deadline,
+  // reset, cancel). The endpoint took at least that long, so it is a sample only when slower
+  // than the estimate at |now| (|active_requests| as for estimate_ns): an abandoned attempt
+  // never makes an endpoint look faster. Returns whether it was taken.
+  bool observe_abandoned(base::Duration elapsed, uint32_t active_requests,
+                         const PeakEwmaParams& params, base::TimePoint now);
+
   // The estimate at |now| in nanoseconds. With |active_requests| > 0 it is the stored value:
   // an endpoint that stopped answering must not look fast because time passes. When idle it
   // decays by exp(−elapsed / decay).

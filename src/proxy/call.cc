@@ -186,7 +186,8 @@ void Call::start() {
   pool_->acquire(this);
 }
 
-void Call::on_upstream_ready(h2::ClientSession* session, const upstream::EndpointSpec& endpoint) {
+void Call::on_upstream_ready(h2::ClientSession* session, const upstream::EndpointSpec& endpoint,
+                             upstream::AttemptTicket ticket) {
   waiting_in_pool_ = false;
   if (state_ != State::kWaiting) return;
   endpoint_ = &endpoint;
@@ -201,6 +202,7 @@ void Call::on_upstream_ready(h2::ClientSession* session, const upstream::Endpoin
   }
   upstream_ = session;
   upstream_id_ = id;
+  attempt_ = std::move(ticket);
   ++attempts_;
   transition_to(State::kForwarding);
   if (policy_->retry && policy_->retry->per_try_timeout) {
@@ -260,7 +262,7 @@ bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
                     << "ms";
   retry_timer_.emplace(ctx_.worker.timer_pool(), [this] {
     waiting_in_pool_ = true;
-    pool_->acquire(this);
+    pool_->acquire(this, endpoint_ ? std::optional<size_t>(endpoint_->index) : std::nullopt);
   });
   retry_timer_->start(std::chrono::ceil<std::chrono::milliseconds>(decision.delay));
   return true;
@@ -552,6 +554,9 @@ bool Call::admit_breaker() {
 void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
   if (state_ != State::kForwarding || downstream_ == nullptr) return;
   if (attempt_timer_) attempt_timer_->stop();
+  // The endpoint's latency sample for load balancing; a RESOURCE_EXHAUSTED answer is penalised.
+  attempt_.on_response(end_stream && grpc::parse_status(h2::find_header(headers, "grpc-status")) ==
+                                         StatusCode::kResourceExhausted);
   if (end_stream) {
     // Trailers-only: nothing was forwarded yet, so a retryable status may still be retried.
     std::string_view status = h2::find_header(headers, "grpc-status");
@@ -627,6 +632,7 @@ void Call::on_upstream_close(uint32_t error_code) {
   // The stream is gone on the upstream session: return credit for bytes we still hold.
   h2::ClientSession* session = upstream_;
   upstream_ = nullptr;
+  attempt_.release();
   if (session != nullptr && error_code != h2::kConnectionLost) {
     session->consume(upstream_id_, response_body_.undrained());
   }
@@ -693,6 +699,7 @@ void Call::stop_deadline() {
 void Call::cancel_upstream() {
   if (retry_timer_) retry_timer_->stop();
   if (attempt_timer_) attempt_timer_->stop();
+  attempt_.release();
   if (waiting_in_pool_) {
     pool_->cancel(this);
     waiting_in_pool_ = false;

@@ -57,8 +57,8 @@ class Call final : public h2::StreamHandler,
   h2::Body* request_body() override { return &request_body_; }
 
   // upstream::Waiter
-  void on_upstream_ready(h2::ClientSession* session,
-                         const upstream::EndpointSpec& endpoint) override;
+  void on_upstream_ready(h2::ClientSession* session, const upstream::EndpointSpec& endpoint,
+                         upstream::AttemptTicket ticket) override;
   void on_upstream_failure(std::string reason) override;
 
  private:
@@ -135,6 +135,9 @@ class Call final : public h2::StreamHandler,
   h2::ClientSession* upstream_ = nullptr;  // null when no upstream stream is open
   int32_t upstream_id_ = -1;
   const upstream::EndpointSpec* endpoint_ = nullptr;
+  // The open attempt's load on endpoint_ for the pool's load balancer: released when the
+  // upstream stream closes or is abandoned (cancel_upstream), so exactly once per attempt.
+  upstream::AttemptTicket attempt_;
 
   std::optional<base::TimePoint> deadline_;
   std::optional<net::Timer> deadline_timer_;  // only calls with a deadline pay for a uv timer

@@ -2,12 +2,42 @@
 #include "upstream/cluster_pool.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "base/log.h"
 #include "net/tcp_stream.h"
 #include "tls/tls_transport.h"
 
 namespace skiff::upstream {
+
+AttemptTicket::AttemptTicket(AttemptTicket&& other) noexcept
+    : pool_(std::exchange(other.pool_, nullptr)),
+      endpoint_(other.endpoint_),
+      started_(other.started_),
+      responded_(other.responded_) {}
+
+AttemptTicket& AttemptTicket::operator=(AttemptTicket&& other) noexcept {
+  if (this != &other) {
+    release();
+    pool_ = std::exchange(other.pool_, nullptr);
+    endpoint_ = other.endpoint_;
+    started_ = other.started_;
+    responded_ = other.responded_;
+  }
+  return *this;
+}
+
+void AttemptTicket::on_response(bool resource_exhausted) {
+  if (pool_ == nullptr || responded_) return;
+  responded_ = true;
+  pool_->on_attempt_response(endpoint_, base::SteadyClock::now() - started_, resource_exhausted);
+}
+
+void AttemptTicket::release() {
+  if (pool_ == nullptr) return;
+  ClusterPool* pool = std::exchange(pool_, nullptr);
+  pool->on_attempt_end(endpoint_, base::SteadyClock::now() - started_, responded_);
+}
 
 ClusterPool::ClusterPool(net::Worker& worker, const ClusterSpec& spec, const h2::Limits& limits,
                          std::span<net::ConnectionStats> stats)
@@ -18,6 +48,9 @@ ClusterPool::ClusterPool(net::Worker& worker, const ClusterSpec& spec, const h2:
         Endpoint{i, &e, {}, {}, 0, {}, i < stats.size() ? &stats[i] : nullptr}));
   }
   health_.resize(endpoints_.size());
+  in_flight_.resize(endpoints_.size());
+  if (spec_.load_balancing == LoadBalancing::kPeakEwma) ewma_.resize(endpoints_.size());
+  if (spec_.load_balancing == LoadBalancing::kLeastRequest) loads_.resize(endpoints_.size());
   // Workers start at different endpoints so a cluster's load spreads from the first call.
   cursor_ = static_cast<size_t>(worker.id()) % std::max<size_t>(1, endpoints_.size());
 }
@@ -27,23 +60,77 @@ ClusterPool::~ClusterPool() {
   worker_.cancel_flush(this);
 }
 
-void ClusterPool::acquire(Waiter* waiter) {
-  if (spec_.outliers) {
-    for (size_t i = 0; i < health_.size(); ++i) {
-      health_[i].ejected_until = spec_.outliers->ejected_until(i);
-    }
-  }
-  size_t index = pick_round_robin(health_, &cursor_, base::SteadyClock::now());
-  if (shut_down_ || index == endpoints_.size()) {
+void ClusterPool::acquire(Waiter* waiter, std::optional<size_t> avoid_endpoint) {
+  std::optional<size_t> index;
+  if (!shut_down_) index = pick(avoid_endpoint, base::SteadyClock::now());
+  if (!index) {
     std::string reason = "no healthy endpoint in cluster \"" + spec_.name + "\"";
     if (!shut_down_ && !endpoints_.empty() && !endpoints_.front()->last_error.empty()) {
       reason += " (last error: " + endpoints_.front()->last_error + ")";
     }
     failed_.emplace_back(waiter, std::move(reason));
   } else {
-    endpoints_[index]->waiters.push_back(waiter);
+    endpoints_[*index]->waiters.push_back(waiter);
   }
   schedule_service();
+}
+
+std::optional<size_t> ClusterPool::pick(std::optional<size_t> avoid, base::TimePoint now) {
+  const size_t n = endpoints_.size();
+  if (spec_.load_balancing == LoadBalancing::kRoundRobin) {
+    if (spec_.outliers) {
+      for (size_t i = 0; i < n; ++i) health_[i].ejected_until = spec_.outliers->ejected_until(i);
+    }
+    size_t index = pick_round_robin(health_, &cursor_, now);
+    if (avoid && index == *avoid) {
+      // The cursor moved past it: the next eligible one, or it again when it is the only one.
+      index = pick_round_robin(health_, &cursor_, now);
+    }
+    return index < n ? std::optional<size_t>(index) : std::nullopt;
+  }
+  policy::PickOptions options;
+  options.ejections = spec_.outliers.get();
+  if (avoid) options.avoid = std::span<const size_t>(&*avoid, 1);
+  const uint64_t random = next_random();
+  if (spec_.load_balancing == LoadBalancing::kLeastRequest) {
+    for (size_t i = 0; i < n; ++i) loads_[i] = load_of(i);
+    return policy::pick_least_request(loads_, options, random, now);
+  }
+  for (size_t i = 0; i < n; ++i) ewma_[i].load = load_of(i);
+  return policy::pick_peak_ewma(ewma_, spec_.peak_ewma, options, random, now);
+}
+
+policy::EndpointLoad ClusterPool::load_of(size_t endpoint) const {
+  const size_t queued = endpoints_[endpoint]->waiters.size();
+  return {static_cast<uint32_t>(in_flight_[endpoint] + queued), health_[endpoint].backoff_until};
+}
+
+uint64_t ClusterPool::next_random() {
+  // minstd_rand yields 31 bits: one draw per half (each half picks among a few endpoints).
+  const uint64_t low = rng_();
+  const uint64_t high = rng_();
+  return low | (high << 32);
+}
+
+AttemptTicket ClusterPool::start_attempt(size_t endpoint) {
+  ++in_flight_[endpoint];
+  return AttemptTicket(this, endpoint, base::SteadyClock::now());
+}
+
+void ClusterPool::on_attempt_response(size_t endpoint, base::Duration rtt,
+                                      bool resource_exhausted) {
+  if (ewma_.empty()) return;  // only peak_ewma keeps latency
+  ewma_[endpoint].latency.observe(rtt, resource_exhausted, spec_.peak_ewma,
+                                  base::SteadyClock::now());
+}
+
+void ClusterPool::on_attempt_end(size_t endpoint, base::Duration elapsed, bool responded) {
+  // Tickets pair each decrement with one increment; the guard only keeps a count from wrapping.
+  if (in_flight_[endpoint] > 0) --in_flight_[endpoint];
+  if (ewma_.empty() || responded) return;
+  // No response (per-try timeout, deadline, reset, cancel): at least |elapsed|, if slower.
+  ewma_[endpoint].latency.observe_abandoned(elapsed, in_flight_[endpoint], spec_.peak_ewma,
+                                            base::SteadyClock::now());
 }
 
 void ClusterPool::cancel(Waiter* waiter) {
@@ -98,7 +185,7 @@ void ClusterPool::serve(Endpoint& endpoint) {
     }
     Waiter* waiter = endpoint.waiters.front();
     endpoint.waiters.pop_front();
-    waiter->on_upstream_ready(session, *endpoint.spec);
+    waiter->on_upstream_ready(session, *endpoint.spec, start_attempt(endpoint.index));
   }
 }
 

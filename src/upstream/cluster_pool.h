@@ -1,12 +1,14 @@
-// ClusterPool: one cluster's endpoints on one worker — round robin, HTTP/2 connections
-// multiplexed up to the peer's MAX_CONCURRENT_STREAMS, a new connection when they are full,
-// reconnect backoff after connect failures.
+// ClusterPool: one cluster's endpoints on one worker — load balancing (round robin, P2C least
+// request or peak EWMA over this worker's view), HTTP/2 connections multiplexed up to the peer's
+// MAX_CONCURRENT_STREAMS, a new connection when they are full, reconnect backoff after connect
+// failures.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -17,6 +19,8 @@
 #include "net/connection_stats.h"
 #include "net/worker.h"
 #include "policy/outlier_detector.h"
+#include "policy/p2c.h"
+#include "policy/peak_ewma.h"
 #include "tls/context.h"
 #include "upstream/load_balancer.h"
 
@@ -33,6 +37,8 @@ struct ClusterSpec {
   std::vector<EndpointSpec> endpoints;
   std::chrono::milliseconds connect_timeout{1000};
   uint32_t max_connections_per_endpoint = 4;
+  LoadBalancing load_balancing = LoadBalancing::kRoundRobin;
+  policy::PeakEwmaParams peak_ewma;  // used with LoadBalancing::kPeakEwma only
   // TLS origination (mTLS between sidecars); null = plaintext h2c. Each new connection takes
   // the slot's current context, so rotated certificates apply to new connections.
   std::shared_ptr<tls::ContextSlot> tls;
@@ -40,12 +46,49 @@ struct ClusterSpec {
   std::shared_ptr<policy::OutlierDetector> outliers;
 };
 
+class ClusterPool;
+
+// One attempt in flight from this worker on one endpoint. It counts in the endpoint's active
+// requests (what least_request and peak_ewma compare) from the moment the pool hands out the
+// stream slot until it is released or destroyed: exactly once, whatever way the attempt ends.
+// Move-only; a default-constructed (or released) ticket does nothing. The pool must outlive it.
+class AttemptTicket {
+ public:
+  AttemptTicket() = default;
+  AttemptTicket(AttemptTicket&& other) noexcept;
+  AttemptTicket& operator=(AttemptTicket&& other) noexcept;
+  AttemptTicket(const AttemptTicket&) = delete;
+  AttemptTicket& operator=(const AttemptTicket&) = delete;
+  ~AttemptTicket() { release(); }
+
+  explicit operator bool() const { return pool_ != nullptr; }
+  // Response headers arrived: the time since the attempt started is the endpoint's latency
+  // sample (peak_ewma); |resource_exhausted| = the status was RESOURCE_EXHAUSTED (penalised).
+  // Only the first call per attempt counts.
+  void on_response(bool resource_exhausted);
+  // The attempt is over (stream closed, reset, retried, cancelled, timed out). Idempotent.
+  void release();
+
+ private:
+  friend class ClusterPool;
+  AttemptTicket(ClusterPool* pool, size_t endpoint, base::TimePoint started)
+      : pool_(pool), endpoint_(endpoint), started_(started) {}
+
+  ClusterPool* pool_ = nullptr;
+  size_t endpoint_ = 0;
+  base::TimePoint started_{};
+  bool responded_ = false;
+};
+
 // Someone waiting for a stream slot (a proxy::Call). Answers come on a later loop turn.
 class Waiter {
  public:
   virtual ~Waiter() = default;
-  // |session| has capacity for one stream now; open it before returning.
-  virtual void on_upstream_ready(h2::ClientSession* session, const EndpointSpec& endpoint) = 0;
+  // |session| has capacity for one stream now; open it before returning. |ticket| is the
+  // attempt's load on |endpoint|: keep it while the upstream stream is open (dropping it ends
+  // the attempt as far as load balancing is concerned).
+  virtual void on_upstream_ready(h2::ClientSession* session, const EndpointSpec& endpoint,
+                                 AttemptTicket ticket) = 0;
   virtual void on_upstream_failure(std::string reason) = 0;
 };
 
@@ -57,7 +100,10 @@ class ClusterPool final : public net::Flushable {
   ~ClusterPool() override;
 
   const ClusterSpec& spec() const { return spec_; }
-  void acquire(Waiter* waiter);
+  // Picks an endpoint by the cluster's policy, skipping endpoints in connect backoff and ejected
+  // ones, and queues |waiter| on it. |avoid_endpoint| (a retry's previous endpoint) is picked
+  // only when no other endpoint is eligible.
+  void acquire(Waiter* waiter, std::optional<size_t> avoid_endpoint = std::nullopt);
   void cancel(Waiter* waiter);
   // Closes every connection (worker shutdown); no new ones are dialled afterwards.
   void shutdown();
@@ -66,6 +112,7 @@ class ClusterPool final : public net::Flushable {
   void flush() override;
 
  private:
+  friend class AttemptTicket;
   struct Endpoint {
     size_t index;
     const EndpointSpec* spec;
@@ -80,6 +127,15 @@ class ClusterPool final : public net::Flushable {
   void serve(Endpoint& endpoint);
   void dial(Endpoint& endpoint);
   void on_session_closed(Endpoint& endpoint, h2::Session* session);
+  // nullopt: no eligible endpoint.
+  std::optional<size_t> pick(std::optional<size_t> avoid, base::TimePoint now);
+  // Load as P2C sees it: attempts in flight plus waiters queued on the endpoint.
+  policy::EndpointLoad load_of(size_t endpoint) const;
+  uint64_t next_random();
+  // AttemptTicket's side: the counters and the latency estimate.
+  AttemptTicket start_attempt(size_t endpoint);
+  void on_attempt_response(size_t endpoint, base::Duration rtt, bool resource_exhausted);
+  void on_attempt_end(size_t endpoint, base::Duration elapsed, bool responded);
 
   net::Worker& worker_;
   ClusterSpec spec_;
@@ -87,6 +143,9 @@ class ClusterPool final : public net::Flushable {
   std::vector<std::unique_ptr<Endpoint>> endpoints_;  // stable addresses for callbacks
   std::vector<EndpointHealth> health_;
   size_t cursor_ = 0;
+  std::vector<uint32_t> in_flight_;          // per endpoint, this worker's attempts
+  std::vector<policy::EwmaEndpoint> ewma_;   // peak_ewma: estimates (+ load scratch)
+  std::vector<policy::EndpointLoad> loads_;  // least_request: scratch for each pick
   // Waiters that no endpoint can serve; failed on the next service pass.
   std::deque<std::pair<Waiter*, std::string>> failed_;
   bool service_scheduled_ = false;

@@ -8,6 +8,13 @@
 
 namespace skiff::upstream {
 
+// How ClusterPool picks an endpoint for each attempt (docs/policies.md "Load balancing").
+enum class LoadBalancing {
+  kRoundRobin,    // each eligible endpoint in turn
+  kLeastRequest,  // P2C on this worker's active requests (policy::pick_least_request)
+  kPeakEwma,      // P2C on latency estimate x (active + 1) (policy::pick_peak_ewma)
+};
+
 struct EndpointHealth {
   base::TimePoint backoff_until{};  // connect failures: skip until then
   base::TimePoint ejected_until{};  // outlier detection: skip until then

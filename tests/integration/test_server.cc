@@ -106,7 +106,7 @@ class TestServer::Service final : public skiff::testing::TestService::Service {
     CallScope call(server_, "Unary", ctx);
     call.tag(req->tag());
     if (req->echo_metadata()) echo_metadata(ctx);
-    if (!pause(ctx, req->delay_ms())) return cancelled_status();
+    if (!pause(ctx, req->delay_ms() + server_.unary_delay_ms_.load())) return cancelled_status();
     bool fail = req->respond_status() != 0;
     if (fail && req->fail_attempts() > 0) fail = previous_attempts(ctx) < req->fail_attempts();
     if (fail && req->fail_on_server() > 0) fail = req->fail_on_server() - 1 == server_.id();

@@ -56,6 +56,10 @@ class TestServer {
   // upstream, whose observations a test can only read from its output).
   void log_calls(bool on) { log_calls_ = on; }
 
+  // Every Unary call on this server waits |d| longer before answering (on top of
+  // Request.delay_ms): one slow replica while the cluster's other servers stay fast.
+  void set_unary_delay(Millis d) { unary_delay_ms_ = static_cast<int32_t>(d.count()); }
+
   // Observations. Counts include calls still in progress.
   int calls() const;
   int calls(const std::string& method) const;
@@ -86,6 +90,7 @@ class TestServer {
   std::unique_ptr<grpc::Server> server_;
   bool stopped_ = false;
   std::atomic<bool> log_calls_{false};
+  std::atomic<int32_t> unary_delay_ms_{0};
 
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;

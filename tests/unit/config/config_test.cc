@@ -526,9 +526,9 @@ TEST(ConfigError, Http2LimitOutOfRange) {
 }
 
 TEST(ConfigError, BadClusterSettings) {
-  EXPECT_EQ(error_of(std::string(kMinimal) + "    load_balancing: least_request\n"),
+  EXPECT_EQ(error_of(std::string(kMinimal) + "    load_balancing: random\n"),
             "test.yaml:10:21: clusters[0].load_balancing: unknown load balancing policy "
-            "'least_request'; allowed: round_robin");
+            "'random'; allowed: round_robin, least_request, peak_ewma");
   EXPECT_EQ(error_of(std::string(kMinimal) + "    max_connections_per_endpoint: 0\n"),
             "test.yaml:10:35: clusters[0].max_connections_per_endpoint: 0 is out of range "
             "1..1024");
