@@ -67,8 +67,10 @@ SCENARIOS = [
     dict(name="streams-10k", title="10,000 concurrent streams, 1 KiB (c100 x m100, backend holds "
          "each response 100 ms; max_concurrent_streams 10000 on both proxies)",
          size=1024, clients=100, streams=100, backend_delay_ms=100, max_streams=10000),
-    dict(name="policy", title="Route timeout configured but not triggering (30 s) vs plain "
-         "route, 1 KiB unary (c16 x m10)", size=1024, clients=16, streams=10, policy=True),
+    dict(name="policy", title="Policies configured but not triggering, each variant vs the plain "
+         "route: a route timeout (30 s); retry + rate limit + message rate limit + breaker; "
+         "admin + tracing at 1%. 1 KiB unary (c16 x m10)", size=1024, clients=16, streams=10,
+         policy=True),
     dict(name="mtls", title="mTLS between two sidecars (h2load -> proxy A -> mTLS -> proxy B -> "
          "backend), 1 KiB unary (c16 x m10)", size=1024, clients=16, streams=10, mtls=True),
     dict(name="grpc-bidi", title="grpc++ bidi streaming through each target, grpc++ echo server: "
@@ -282,9 +284,23 @@ class Target:
         return out
 
 
+# The "policy" scenario's variants: every resilience policy configured on the route but none
+# triggering, and metrics scraped + tracing at 1% (spans to a closed port: export attempts fail).
+POLICY_ROUTE = ["        retry: { max_attempts: 3 }",
+                "        rate_limit: { rps: 1e9, burst: 1000000 }",
+                "        circuit_breaker: { consecutive_failures: 1000 }",
+                "        message_rate_limit: { rps: 1e9, burst: 1000000 }"]
+
+
+def observed_top(work):
+    return ["admin: { address: 127.0.0.1:0 }",
+            f"tracing: {{ sample_rate: 0.01, zipkin_url: \"http://127.0.0.1:{free_port()}"
+            "/api/v2/spans\" }"]
+
+
 def skiff_config(work, name, backend_port, max_streams=None, timeout=None, listener_tls=None,
-                 cluster_tls=None):
-    lines = ["workers: 1", "drain_timeout: 1s"]
+                 cluster_tls=None, route_lines=(), top_lines=()):
+    lines = ["workers: 1", "drain_timeout: 1s", *top_lines]
     if max_streams:
         lines += ["http2:", f"  max_concurrent_streams: {max_streams}"]
     lines += ["listeners:", "  - name: bench", "    address: 127.0.0.1:0"]
@@ -295,6 +311,7 @@ def skiff_config(work, name, backend_port, max_streams=None, timeout=None, liste
               "        cluster: backend"]
     if timeout:
         lines.append(f"        timeout: {timeout}")
+    lines += list(route_lines)
     lines += ["      - match: { service: skiffbench.Echo }", "        cluster: backend",
               "clusters:", "  - name: backend",
               f"    endpoints: [ \"127.0.0.1:{backend_port}\" ]"]
@@ -583,6 +600,14 @@ def setup_targets(sc, work):
         st, st_port, st_argv = start_skiff(work, "skiff-timeout", SUT_CPUS, cfg_t)
         targets.append(Target("skiff-timeout", st_port, [st], be, label="skiff + route timeout",
                               commands=[st_argv]))
+        cfg_p = skiff_config(work, "skiff-policies", be.port, route_lines=POLICY_ROUTE)
+        sp, sp_port, sp_argv = start_skiff(work, "skiff-policies", SUT_CPUS, cfg_p)
+        targets.append(Target("skiff-policies", sp_port, [sp], be,
+                              label="skiff + retry, rate limits, breaker", commands=[sp_argv]))
+        cfg_o = skiff_config(work, "skiff-observed", be.port, top_lines=observed_top(work))
+        so, so_port, so_argv = start_skiff(work, "skiff-observed", SUT_CPUS, cfg_o)
+        targets.append(Target("skiff-observed", so_port, [so], be,
+                              label="skiff + admin, tracing 1%", commands=[so_argv]))
     else:
         n_p, n_port, n_argv = start_nghttpx(work, "nghttpx", SUT_CPUS, be.port, max_streams=ms)
         targets.append(Target("nghttpx", n_port, [n_p], be, commands=[n_argv]))

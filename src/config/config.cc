@@ -480,24 +480,28 @@ RateLimit read_rate_limit(const Value& value) {
   limit.pos = value.pos;
   read_rps_burst(map, limit.rps, limit.burst);
   if (auto key = map.find("key")) {
-    const std::string text = read_string(*key);
-    if (text == "peer") {
-      limit.key = RateLimit::Key::kPeer;
-    } else if (text.starts_with("header:") && text.size() > 7) {
+    // `identity`, or `{ header: NAME }`.
+    if (key->node.IsMap()) {
+      const MapReader header(*key, {"header"});
+      const Value name = header.require("header");
       limit.key = RateLimit::Key::kHeader;
-      limit.key_header = text.substr(7);
+      limit.key_header = read_string(name);
       for (char& c : limit.key_header) {
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       }
-      if (limit.key_header.starts_with(':')) {
-        fail(*key, "a pseudo-header can't be a rate-limit key; name a request header");
+      if (limit.key_header.empty() || limit.key_header.starts_with(':')) {
+        fail(name, "expected a request header name (not empty, not a pseudo-header)");
       }
+    } else if (read_string(*key) == "identity") {
+      limit.key = RateLimit::Key::kPeer;
     } else {
-      fail(*key, fmt::format("unknown key '{}'; allowed: peer, header:NAME", text));
+      fail(*key, fmt::format("unknown key '{}'; allowed: identity, {{ header: NAME }}",
+                             key->node.Scalar()));
     }
   }
   if (auto max = map.find("max_keys")) {
-    if (limit.key == RateLimit::Key::kNone) fail(*max, "needs 'key' (peer or header:NAME)");
+    if (limit.key == RateLimit::Key::kNone)
+      fail(*max, "needs 'key' (identity or { header: NAME })");
     limit.max_keys = static_cast<uint32_t>(read_integer(*max, 4, 1 << 20));
   }
   if (auto status = map.find("status")) {

@@ -48,9 +48,9 @@ struct RateLimit {
   double rps = 0;            // required, 0.001..1e9
   uint32_t burst = 1;        // >= 1
   bool unavailable = false;  // status: unavailable (true) or resource_exhausted (default)
-  // `key`: none = one bucket for the route; `peer` = one per caller identity; `header:NAME` =
-  // one per value of request header NAME (lower-case). Keyed buckets live in a table of
-  // max_keys slots.
+  // `key`: none = one bucket for the route; `identity` = one per caller identity;
+  // `{ header: NAME }` = one per value of request header NAME (lower-cased here). Keyed buckets
+  // live in a table of max_keys slots.
   enum class Key { kNone, kPeer, kHeader } key = Key::kNone;
   std::string key_header;
   uint32_t max_keys = 4096;  // 4..1048576

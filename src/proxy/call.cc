@@ -149,8 +149,9 @@ void Call::start() {
   policy_ = &ctx_.listener.policies[route_->index];
   if (!admit_rate_limit()) return;
   request_framer_ = grpc::MessageFramer(policy_->max_request_message_bytes);
-  // Keep what is sent upstream until commit, so another attempt can replay it.
-  if (policy_->retry) request_body_.retain(policy_->retry_buffer_bytes);
+  // Keep what is sent upstream until commit, so another attempt (a retry, or a transparent one
+  // after REFUSED_STREAM) can replay it.
+  request_body_.retain(policy_->retry_buffer_bytes);
   response_framer_ = grpc::MessageFramer(policy_->max_response_message_bytes);
 
   // Deadline = min(grpc-timeout, route timeout).
@@ -191,7 +192,9 @@ void Call::on_upstream_ready(h2::ClientSession* session, const upstream::Endpoin
   waiting_in_pool_ = false;
   if (state_ != State::kWaiting) return;
   endpoint_ = &endpoint;
-  if (retry_state_.previous_attempts() > 0) request_body_.rewind();
+  // Every attempt after the first replays the request (transparent retries included: they are
+  // not counted in previous_attempts).
+  if (attempts_ > 0) request_body_.rewind();
   std::string timeout_scratch;
   std::string attempts_scratch;
   int32_t id =
@@ -224,8 +227,16 @@ void Call::on_upstream_failure(std::string reason) {
 }
 
 bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
-  if (!policy_->retry || downstream_ == nullptr) return false;
-  const policy::RetryPolicy& retry = *policy_->retry;
+  if (downstream_ == nullptr) return false;
+  // Routes without `retry` still retry a REFUSED_STREAM (or a stream above a GOAWAY's last id)
+  // once: the upstream never processed it (gRFC A6 transparent retry).
+  static const policy::RetryPolicy kTransparentOnly = [] {
+    policy::RetryPolicy p;
+    p.max_attempts = 1;
+    p.retry_on = policy::FailureCodes();
+    return p;
+  }();
+  const policy::RetryPolicy& retry = policy_->retry ? *policy_->retry : kTransparentOnly;
   auto now = base::SteadyClock::now();
   policy::RetryInput in;
   in.outcome = outcome;
@@ -235,12 +246,14 @@ bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
   in.pushback = pushback;
   in.deadline = deadline_ ? policy::Deadline::at(*deadline_) : policy::Deadline::none();
   in.jitter01 = jitter01();
-  if (outcome.is_ok()) {
-    policy_->retry_budget->on_success();
-  } else if (retry.costs_budget(in)) {
-    in.throttled = !policy_->retry_budget->on_failure();
-  } else {
-    in.throttled = !policy_->retry_budget->retry_allowed();
+  if (policy_->retry_budget) {
+    if (outcome.is_ok()) {
+      policy_->retry_budget->on_success();
+    } else if (retry.costs_budget(in)) {
+      in.throttled = !policy_->retry_budget->on_failure();
+    } else {
+      in.throttled = !policy_->retry_budget->retry_allowed();
+    }
   }
   policy::RetryDecision decision = retry.decide(in, now);
   if (decision.kind == policy::RetryDecision::Kind::kGiveUp) {

@@ -85,10 +85,12 @@ void CertWatcher::rebuild() {
     if (!context) {
       SKIFF_LOG(kError) << entry.name << ": TLS reload failed, the current certificate keeps "
                         << "serving: " << context.error().message;
+      reload_failures_.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     std::string description = (*context)->certificate_description();
     entry.slot->set(std::move(*context));
+    reloads_.fetch_add(1, std::memory_order_relaxed);
     SKIFF_LOG(kInfo) << entry.name << ": TLS reloaded for new connections"
                      << (description.empty() ? "" : " (certificate " + description + ")");
   }

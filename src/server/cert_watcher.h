@@ -13,6 +13,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <set>
@@ -40,6 +41,11 @@ class CertWatcher {
   // Closes the timers; they are freed by their close callbacks while the loop runs on.
   void close();
 
+  // Any thread (metrics): certificate reloads that took effect, and ones rejected (the old
+  // certificate keeps serving).
+  uint64_t reloads() const { return reloads_.load(std::memory_order_relaxed); }
+  uint64_t reload_failures() const { return reload_failures_.load(std::memory_order_relaxed); }
+
  private:
   struct TimerBox;  // a uv_timer_t in a heap box freed by its close callback (C6)
 
@@ -53,6 +59,8 @@ class CertWatcher {
   TimerBox* poll_timer_ = nullptr;
   TimerBox* settle_timer_ = nullptr;
   bool closed_ = false;
+  std::atomic<uint64_t> reloads_{0};
+  std::atomic<uint64_t> reload_failures_{0};
 };
 
 }  // namespace skiff::server

@@ -476,10 +476,21 @@ int run(const Options& options) {
   std::vector<std::unique_ptr<WorkerSetup>> setups;
   MainLoop main_loop(workers, setups, config.drain_timeout);
   std::atomic<uint32_t> workers_listening{0};
-  metrics.add_collector([&main_loop](telemetry::Families& out) {
+  // Rotated certificates reach new handshakes through the slots; the watcher's handles live on
+  // the main loop and close when the workers have finished.
+  CertWatcher cert_watcher(main_loop.loop(), tls->entries);
+  main_loop.at_finish([&cert_watcher] { cert_watcher.close(); });
+  // Every collector is added before the admin server starts: scrapes read the list unlocked.
+  metrics.add_collector([&main_loop, &cert_watcher](telemetry::Families& out) {
     out.gauge("skiff_build_info", "skiff's version (the value is always 1).",
               {{"version", SKIFF_VERSION}}, 1);
     out.gauge("skiff_draining", "1 once a drain has started.", {}, main_loop.draining() ? 1 : 0);
+    out.counter("skiff_tls_certificate_reloads_total",
+                "Certificate and key files reloaded after they changed, by result (failed: the "
+                "old certificate keeps serving).",
+                {{"result", "ok"}}, static_cast<double>(cert_watcher.reloads()));
+    out.counter("skiff_tls_certificate_reloads_total", "", {{"result", "failed"}},
+                static_cast<double>(cert_watcher.reload_failures()));
   });
 
   // The admin server starts before any worker, so a port in use stops skiff before it serves.
@@ -524,11 +535,7 @@ int run(const Options& options) {
       workers_listening.fetch_add(1);
     });
   }
-  // Rotated certificates reach new handshakes through the slots; the watcher's handles live on
-  // the main loop and close when the workers have finished.
-  CertWatcher cert_watcher(main_loop.loop(), tls->entries);
   cert_watcher.start();
-  main_loop.at_finish([&cert_watcher] { cert_watcher.close(); });
   SKIFF_LOG(kInfo) << "skiff " << SKIFF_VERSION << " started with " << n_workers << " worker(s)";
   for (const TlsEntry& entry : tls->entries) {
     SKIFF_LOG(kInfo) << entry.name << ": TLS certificate "

@@ -1,8 +1,10 @@
-// SpanExporter: Zipkin v2 JSON over HTTP POST with libcurl, from the BackgroundQueue's thread.
+// SpanExporter: Zipkin v2 JSON over HTTP POST with civetweb's HTTP client, from the
+// BackgroundQueue's thread. (civetweb already serves the admin endpoints; libcurl would add two
+// dozen shared libraries, about 4 MB of resident memory, to every sidecar.)
 #include "telemetry/span_exporter.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
+#include <civetweb.h>
 
 #include <algorithm>
 #include <charconv>
@@ -119,8 +121,6 @@ Json to_span(const CallRecord& r, std::string_view service_name) {
   return span;
 }
 
-size_t discard_body(char*, size_t size, size_t nmemb, void*) { return size * nmemb; }
-
 }  // namespace
 
 std::string to_zipkin_json(std::span<const CallRecord> records, std::string_view service_name) {
@@ -131,46 +131,87 @@ std::string to_zipkin_json(std::span<const CallRecord> records, std::string_view
 }
 
 struct SpanExporter::Http {
-  CURL* handle = nullptr;
-  curl_slist* headers = nullptr;
-  char error[CURL_ERROR_SIZE] = {};
+  std::string host;
+  int port = 80;
+  bool tls = false;
+  std::string path = "/";
+  std::string host_header;
+  int timeout_ms;
+  std::string bad_url;  // why the URL can't be used; empty when it can
 
-  explicit Http(const SpanExporterOptions& options) {
-    static std::once_flag global_init;
-    std::call_once(global_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-    handle = curl_easy_init();
-    if (handle == nullptr) return;
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    // No "Expect: 100-continue" round trip before a large batch.
-    headers = curl_slist_append(headers, "Expect:");
-    long timeout_ms = static_cast<long>(options.timeout.count());
-    curl_easy_setopt(handle, CURLOPT_URL, options.url.c_str());
-    curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);  // a background thread: no SIGALRM for DNS
-    curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, discard_body);
-    curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error);
+  explicit Http(const SpanExporterOptions& options)
+      : timeout_ms(static_cast<int>(options.timeout.count())) {
+    static std::once_flag init;
+    std::call_once(init, [] { mg_init_library(0); });
+    // http://host[:port][/path] or https://...; an IPv6 host in brackets.
+    std::string_view url = options.url;
+    if (url.starts_with("https://")) {
+      tls = true;
+      port = 443;
+      url.remove_prefix(8);
+    } else if (url.starts_with("http://")) {
+      url.remove_prefix(7);
+    } else {
+      bad_url = "not an http:// or https:// URL";
+      return;
+    }
+    const size_t slash = url.find('/');
+    std::string_view authority = url.substr(0, slash);
+    if (slash != std::string_view::npos) path = std::string(url.substr(slash));
+    if (const size_t at = authority.rfind('@'); at != std::string_view::npos) {
+      authority.remove_prefix(at + 1);  // credentials are not supported; never sent
+    }
+    host_header = std::string(authority);
+    std::string_view port_text;
+    if (authority.starts_with('[')) {
+      const size_t close = authority.find(']');
+      if (close == std::string_view::npos) {
+        bad_url = "missing ']' after an IPv6 host";
+        return;
+      }
+      host = std::string(authority.substr(1, close - 1));
+      if (close + 1 < authority.size() && authority[close + 1] == ':') {
+        port_text = authority.substr(close + 2);
+      }
+    } else if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+      host = std::string(authority.substr(0, colon));
+      port_text = authority.substr(colon + 1);
+    } else {
+      host = std::string(authority);
+    }
+    if (!port_text.empty()) {
+      auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+      if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 1 ||
+          port > 65535) {
+        bad_url = "bad port";
+      }
+    }
+    if (host.empty()) bad_url = "no host";
   }
-  ~Http() {
-    if (handle != nullptr) curl_easy_cleanup(handle);
-    curl_slist_free_all(headers);
-  }
-  Http(const Http&) = delete;
-  Http& operator=(const Http&) = delete;
 
-  // One POST of |body|; on failure, returns why.
+  // One POST of |body| on a new connection (at most one batch a flush interval); on failure,
+  // returns why.
   std::optional<std::string> post(const std::string& body) {
-    if (handle == nullptr) return "curl_easy_init failed";
-    error[0] = '\0';
-    curl_easy_setopt(handle, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    CURLcode rc = curl_easy_perform(handle);
-    if (rc != CURLE_OK) return std::string(error[0] != '\0' ? error : curl_easy_strerror(rc));
-    long status = 0;
-    curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
-    if (status < 200 || status > 299) return "HTTP status " + std::to_string(status);
-    return std::nullopt;
+    if (!bad_url.empty()) return "bad URL: " + bad_url;
+    char error[256] = {};
+    mg_connection* conn = mg_connect_client(host.c_str(), port, tls ? 1 : 0, error, sizeof error);
+    if (conn == nullptr) return std::string(error[0] != '\0' ? error : "cannot connect");
+    mg_printf(conn,
+              "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+              path.c_str(), host_header.c_str(), body.size());
+    std::optional<std::string> result;
+    if (mg_write(conn, body.data(), body.size()) != static_cast<int>(body.size())) {
+      result = "connection closed while sending";
+    } else if (mg_get_response(conn, error, sizeof error, timeout_ms) < 0) {
+      result = std::string(error[0] != '\0' ? error : "no response");
+    } else {
+      const mg_response_info* info = mg_get_response_info(conn);
+      const int status = info != nullptr ? info->status_code : 0;
+      if (status < 200 || status > 299) result = "HTTP status " + std::to_string(status);
+    }
+    mg_close_connection(conn);
+    return result;
   }
 };
 

@@ -29,7 +29,8 @@ struct SpanExporterOptions {
   size_t max_queue = 10000;                        // spans waiting; more are dropped
   size_t max_batch = 256;                          // spans per POST
   std::chrono::milliseconds flush_interval{1000};  // longest a queued span waits for a batch
-  std::chrono::milliseconds timeout{2000};         // connect timeout, and whole-request timeout
+  std::chrono::milliseconds timeout{2000};         // wait for the response (connecting is
+                                                   // civetweb's blocking connect)
 };
 
 class SpanExporter {
@@ -51,7 +52,7 @@ class SpanExporter {
   uint64_t failed() const { return failed_.load(std::memory_order_relaxed); }
 
  private:
-  struct Http;  // the libcurl handle; used only on the background thread
+  struct Http;  // the collector's address (civetweb client); used only on the background thread
 
   void send(std::vector<CallRecord>& batch);
 

@@ -471,6 +471,29 @@ TEST(Observability, AdminEndpoints) {
   EXPECT_GE(exited_after.count(), 0.0);
 }
 
+TEST(Observability, AdminAddressInUse_Exit1BeforeServing) {
+  ClosedPort taken;  // bound, not listening: binding it again fails
+  TempDir dir;
+  const std::string path = dir.write("skiff.yaml", "admin: { address: " + taken.address() +
+                                                       " }\n"
+                                                       "listeners:\n"
+                                                       "  - name: outbound\n"
+                                                       "    address: 127.0.0.1:0\n"
+                                                       "    routes:\n"
+                                                       "      - match: {}\n"
+                                                       "        cluster: backend\n"
+                                                       "clusters:\n"
+                                                       "  - name: backend\n"
+                                                       "    endpoints: [ \"127.0.0.1:1\" ]\n");
+  RunResult r = run_skiff({"--config", path});
+  EXPECT_EQ(r.status.code(), 1) << r.status.to_string();
+  EXPECT_NE(r.err.find(path + ":1:19: admin: cannot listen on " + taken.address()),
+            std::string::npos)
+      << r.err;
+  // Nothing served: the listeners never announced themselves.
+  EXPECT_EQ(r.err.find("listening on"), std::string::npos) << r.err;
+}
+
 TEST(Observability, MetricsExactCounts) {
   TestServer server;
   SkiffProcess skiff(admin_yaml(three_routes(), server), admin_options());

@@ -317,8 +317,8 @@ TEST(Policies, Outbound_OutlierEjectedEndpointGetsNoTrafficThenReturns) {
 
 TEST(Policies, Outbound_KeyedRateLimit_OneBucketPerHeaderValue) {
   TestServer server;
-  SkiffProcess skiff(
-      config_with(server, "        rate_limit: { rps: 0.01, burst: 2, key: \"header:x-user\" }\n"));
+  SkiffProcess skiff(config_with(
+      server, "        rate_limit: { rps: 0.01, burst: 2, key: { header: x-user } }\n"));
   auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
   auto call_as = [&](const std::string& user) {
     grpc::ClientContext ctx;

@@ -150,22 +150,25 @@ TEST(RoutePolicyConfigError, BadStatus) {
 }
 
 TEST(RoutePolicyConfigError, RateLimitKey) {
-  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: identity }\n"),
-            "test.yaml:7:37: listeners[0].routes[0].rate_limit.key: unknown key 'identity'; "
-            "allowed: peer, header:NAME");
-  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: \"header:\" }\n"),
-            "test.yaml:7:37: listeners[0].routes[0].rate_limit.key: unknown key 'header:'; "
-            "allowed: peer, header:NAME");
-  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: \"header::path\" }\n"),
-            "test.yaml:7:37: listeners[0].routes[0].rate_limit.key: a pseudo-header can't be a "
-            "rate-limit key; name a request header");
+  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: peer }\n"),
+            "test.yaml:7:37: listeners[0].routes[0].rate_limit.key: unknown key 'peer'; allowed: "
+            "identity, { header: NAME }");
+  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: { header: \"\" } }\n"),
+            "test.yaml:7:47: listeners[0].routes[0].rate_limit.key.header: expected a request "
+            "header name (not empty, not a pseudo-header)");
+  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: { header: \":path\" } }\n"),
+            "test.yaml:7:47: listeners[0].routes[0].rate_limit.key.header: expected a request "
+            "header name (not empty, not a pseudo-header)");
+  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: { name: x } }\n"),
+            "test.yaml:7:39: listeners[0].routes[0].rate_limit.key: unknown key 'name'; allowed "
+            "keys: header");
   EXPECT_EQ(route_error("        rate_limit:\n          rps: 10\n          max_keys: 4096\n"),
-            "test.yaml:9:21: listeners[0].routes[0].rate_limit.max_keys: needs 'key' (peer or "
-            "header:NAME)");
-  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: peer, max_keys: 3 }\n"),
-            "test.yaml:7:53: listeners[0].routes[0].rate_limit.max_keys: 3 is out of range "
+            "test.yaml:9:21: listeners[0].routes[0].rate_limit.max_keys: needs 'key' (identity or "
+            "{ header: NAME })");
+  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: identity, max_keys: 3 }\n"),
+            "test.yaml:7:57: listeners[0].routes[0].rate_limit.max_keys: 3 is out of range "
             "4..1048576");
-  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: \"header:X-User\", max_keys: 64 }\n"),
+  EXPECT_EQ(route_error("        rate_limit: { rps: 10, key: { header: X-User }, max_keys: 64 }\n"),
             "loaded");
 }
 
