@@ -3,6 +3,7 @@
 // comes from the network, so a malformed header is treated as absent.
 #include "telemetry/trace_context.h"
 
+#include <array>
 #include <cstddef>
 #include <random>
 
@@ -10,6 +11,15 @@ namespace skiff::telemetry {
 namespace {
 
 constexpr char kHexDigits[] = "0123456789abcdef";
+// "000102...ff": the two hex digits of each byte value.
+constexpr std::array<char, 512> kHexPairs = [] {
+  std::array<char, 512> t{};
+  for (int b = 0; b < 256; ++b) {
+    t[2 * b] = kHexDigits[b >> 4];
+    t[2 * b + 1] = kHexDigits[b & 0xf];
+  }
+  return t;
+}();
 
 // W3C traceparent layout: "vv-<32 hex>-<16 hex>-ff" is 55 characters for every version.
 constexpr size_t kTraceparentLength = 55;
@@ -24,7 +34,14 @@ void append_hex(std::string& out, uint64_t v, int digits) {
   const size_t at = out.size();
   out.resize(at + static_cast<size_t>(digits));
   char* p = out.data() + at;
-  for (int i = digits - 1; i >= 0; --i, v >>= 4) p[i] = kHexDigits[v & 0xf];
+  // Two digits per step from a 256-entry table: every call formats ids (about 80 digits).
+  int i = digits;
+  for (; i >= 2; i -= 2, v >>= 8) {
+    const char* pair = &kHexPairs[(v & 0xff) * 2];
+    p[i - 2] = pair[0];
+    p[i - 1] = pair[1];
+  }
+  if (i == 1) p[0] = kHexDigits[v & 0xf];
 }
 
 int hex_value(char c, bool allow_upper) {
