@@ -718,6 +718,27 @@ OutlierDetection read_outlier_detection(const Value& value) {
   return od;
 }
 
+// Cluster `circuit_breaker` (docs/policies.md "Cluster thresholds").
+ClusterCircuitBreaker read_cluster_circuit_breaker(const Value& value) {
+  const MapReader map(value,
+                      {"max_connections", "max_pending_requests", "max_requests", "max_retries"});
+  ClusterCircuitBreaker breaker;
+  breaker.pos = value.pos;
+  if (auto max = map.find("max_connections")) {
+    breaker.max_connections = static_cast<uint32_t>(read_integer(*max, 1, 1000000));
+  }
+  if (auto max = map.find("max_pending_requests")) {
+    breaker.max_pending_requests = static_cast<uint32_t>(read_integer(*max, 1, 1000000));
+  }
+  if (auto max = map.find("max_requests")) {
+    breaker.max_requests = static_cast<uint32_t>(read_integer(*max, 1, 1000000));
+  }
+  if (auto max = map.find("max_retries")) {
+    breaker.max_retries = static_cast<uint32_t>(read_integer(*max, 1, 1000000));
+  }
+  return breaker;
+}
+
 PeakEwma read_peak_ewma(const Value& value) {
   const MapReader map(value, {"decay", "default_rtt", "resource_exhausted_penalty"});
   PeakEwma params;
@@ -738,10 +759,12 @@ PeakEwma read_peak_ewma(const Value& value) {
 
 // Reads one cluster; |earlier| are the clusters before it, which it must not duplicate.
 Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
-  const MapReader map(value, {"name", "endpoints", "load_balancing", "peak_ewma", "connect_timeout",
-                              "max_connections_per_endpoint", "tls", "outlier_detection"});
+  const MapReader map(
+      value, {"name", "endpoints", "load_balancing", "peak_ewma", "connect_timeout",
+              "max_connections_per_endpoint", "tls", "outlier_detection", "circuit_breaker"});
   Cluster cluster;
   cluster.pos = value.pos;
+  cluster.circuit_breaker.pos = value.pos;
 
   const Value name = map.require("name");
   cluster.name = read_name(name);
@@ -797,6 +820,9 @@ Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
   if (auto tls = map.find("tls")) cluster.tls = read_cluster_tls(*tls);
   if (auto outliers = map.find("outlier_detection")) {
     cluster.outlier_detection = read_outlier_detection(*outliers);
+  }
+  if (auto breaker = map.find("circuit_breaker")) {
+    cluster.circuit_breaker = read_cluster_circuit_breaker(*breaker);
   }
   return cluster;
 }

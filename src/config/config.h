@@ -167,6 +167,17 @@ struct OutlierDetection {
   Position pos;
 };
 
+// Cluster `circuit_breaker` (docs/policies.md "Cluster thresholds"): Envoy-like thresholds
+// counted across all workers; always on (these defaults when the key is absent). Not the
+// route-level `circuit_breaker` (the per-method breaker).
+struct ClusterCircuitBreaker {
+  uint32_t max_connections = 1024;       // 1..1000000: upstream connections
+  uint32_t max_pending_requests = 1024;  // 1..1000000: calls waiting for a connection/stream
+  uint32_t max_requests = 1024;          // 1..1000000: active calls
+  uint32_t max_retries = 3;              // 1..1000000: retries in flight
+  Position pos;
+};
+
 struct Cluster {
   std::string name;
   std::vector<Address> endpoints;  // at least one
@@ -175,7 +186,8 @@ struct Cluster {
   Millis connect_timeout{1000};
   uint32_t max_connections_per_endpoint = 4;  // pool size per worker per endpoint
   std::optional<OutlierDetection> outlier_detection;
-  std::optional<ClusterTls> tls;  // none = plaintext h2c
+  ClusterCircuitBreaker circuit_breaker;  // always on; the defaults when absent
+  std::optional<ClusterTls> tls;          // none = plaintext h2c
   Position pos;
 };
 

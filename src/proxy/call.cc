@@ -180,6 +180,8 @@ void Call::start() {
   }
 
   if (ctx_.observers.trace) start_trace();
+  // Cluster thresholds before the method breaker: an overflow is no verdict on the method.
+  if (!admit_cluster_limits()) return;
   if (!admit_breaker()) return;
   pool_ = ctx_.pools[route_->cluster].get();
   transition_to(State::kWaiting);
@@ -236,6 +238,8 @@ bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
     p.retry_on = policy::FailureCodes();
     return p;
   }();
+  // The attempt a previous retry made is over.
+  retry_lease_.reset();
   const policy::RetryPolicy& retry = policy_->retry ? *policy_->retry : kTransparentOnly;
   auto now = base::SteadyClock::now();
   policy::RetryInput in;
@@ -265,6 +269,16 @@ bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
     }
   }
   if (decision.kind != policy::RetryDecision::Kind::kRetryAfter) return false;
+  if (!decision.transparent) {
+    // Cluster max_retries: a retry not taken, counted like one the retry budget refused.
+    retry_lease_ =
+        ctx_.snapshot->clusters[route_->cluster].limits->acquire(policy::ClusterResource::kRetries);
+    if (!retry_lease_) {
+      SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": not retried (cluster max_retries)";
+      counters_->retry_budget_exhausted.add();
+      return false;
+    }
+  }
   counters_->retries.add();
   retry_state_.on_retry(decision);
   cancel_upstream();
@@ -418,6 +432,8 @@ void Call::on_stream_close(uint32_t error_code) {
   cancel_upstream();
   if (state_ != State::kDone) transition_to(State::kDone);
   report_outcome();
+  request_lease_.reset();
+  retry_lease_.reset();
 }
 
 void Call::start_trace() {
@@ -545,6 +561,19 @@ bool Call::admit_rate_limit() {
   reply.retry_pushback_ms = static_cast<uint64_t>(
       std::chrono::ceil<std::chrono::milliseconds>(admission.retry_after).count());
   reply_local(std::move(reply));
+  return false;
+}
+
+bool Call::admit_cluster_limits() {
+  policy::ClusterLimits& limits = *ctx_.snapshot->clusters[route_->cluster].limits;
+  request_lease_ = limits.acquire(policy::ClusterResource::kRequests);
+  if (request_lease_) return true;
+  counters_->breaker_rejections.add();
+  reply_local({StatusCode::kUnavailable,
+               "cluster \"" + ctx_.snapshot->clusters[route_->cluster].name +
+                   "\" circuit open: max_requests (" +
+                   std::to_string(limits.limit(policy::ClusterResource::kRequests)) +
+                   ") active requests"});
   return false;
 }
 

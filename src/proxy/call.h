@@ -86,6 +86,8 @@ class Call final : public h2::StreamHandler,
   // False when the call was answered.
   bool admit_rate_limit();
   bool admit_breaker();
+  // Takes the call's kRequests unit of the cluster's thresholds, or answers UNAVAILABLE.
+  bool admit_cluster_limits();
   // Records the call's final grpc-status for the breaker (from the upstream or skiff itself).
   void note_status(std::optional<grpc::StatusCode> code) { final_status_ = code; }
   void note_status(const h2::HeaderList& headers);
@@ -138,6 +140,10 @@ class Call final : public h2::StreamHandler,
   // The open attempt's load on endpoint_ for the pool's load balancer: released when the
   // upstream stream closes or is abandoned (cancel_upstream), so exactly once per attempt.
   upstream::AttemptTicket attempt_;
+  // Cluster thresholds (the snapshot in ctx_ owns the ClusterLimits): one active request for
+  // the whole call, one active retry from a retry's decision until that attempt ends.
+  policy::ClusterLimits::Lease request_lease_;
+  policy::ClusterLimits::Lease retry_lease_;
 
   std::optional<base::TimePoint> deadline_;
   std::optional<net::Timer> deadline_timer_;  // only calls with a deadline pay for a uv timer

@@ -321,6 +321,12 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
       params.interval = c.outlier_detection->interval;
       spec.outliers = std::make_shared<policy::OutlierDetector>(params, spec.endpoints.size());
     }
+    policy::ClusterLimitsParams limits;
+    limits.max_connections = c.circuit_breaker.max_connections;
+    limits.max_pending_requests = c.circuit_breaker.max_pending_requests;
+    limits.max_requests = c.circuit_breaker.max_requests;
+    limits.max_retries = c.circuit_breaker.max_retries;
+    spec.limits = std::make_shared<policy::ClusterLimits>(limits);
     snapshot->clusters.push_back(std::move(spec));
   }
   // gRFC A6 retry throttling is per cluster (a channel, in gRPC terms), shared by all workers.

@@ -124,6 +124,17 @@ void add_collectors(telemetry::Metrics& metrics, const proxy::Snapshot& snapshot
                       static_cast<double>(cluster.outliers->ejections(e)));
         }
       }
+      for (int r = 0; r < policy::kClusterResourceCount; ++r) {
+        const auto resource = static_cast<policy::ClusterResource>(r);
+        const Labels labels = {{"cluster", cluster.name},
+                               {"resource", std::string(policy::to_string(resource))}};
+        out.gauge("skiff_cluster_active",
+                  "Units of the cluster's thresholds in use (all workers): connections, pending "
+                  "requests, active requests, active retries.",
+                  labels, cluster.limits->active(resource));
+        out.gauge("skiff_cluster_limit", "The cluster's threshold (circuit_breaker) per resource.",
+                  labels, cluster.limits->limit(resource));
+      }
       connection_families(out, {{"side", "cluster"}, {"name", cluster.name}}, [&](auto&& fn) {
         for (const auto& w : stats) {
           for (const net::ConnectionStats& s : w->endpoints[c]) fn(s);
@@ -197,9 +208,16 @@ std::string clusters_json(const proxy::Snapshot& snapshot, const AllWorkerStats&
       endpoint["health"] = ejected ? "ejected" : "healthy";
       endpoints.push_back(std::move(endpoint));
     }
+    json limits = json::object();
+    for (int r = 0; r < policy::kClusterResourceCount; ++r) {
+      const auto resource = static_cast<policy::ClusterResource>(r);
+      limits[std::string(policy::to_string(resource))] = {
+          {"active", cluster.limits->active(resource)}, {"max", cluster.limits->limit(resource)}};
+    }
     clusters.push_back({{"name", cluster.name},
                         {"tls", cluster.tls != nullptr},
                         {"outlier_detection", cluster.outliers != nullptr},
+                        {"limits", std::move(limits)},
                         {"endpoints", std::move(endpoints)}});
   }
   json breakers = json::array();

@@ -58,6 +58,13 @@ ClusterPool::ClusterPool(net::Worker& worker, const ClusterSpec& spec, const h2:
 ClusterPool::~ClusterPool() {
   shutdown();
   worker_.cancel_flush(this);
+  // Units still held (sessions whose close has not been reported, waiters never answered).
+  for (auto& e : endpoints_) {
+    for (size_t i = 0; i < e->sessions.size(); ++i) {
+      spec_.limits->release(policy::ClusterResource::kConnections);
+    }
+    for (const Queued& q : e->waiters) dequeued(q);
+  }
 }
 
 void ClusterPool::acquire(Waiter* waiter, std::optional<size_t> avoid_endpoint) {
@@ -70,7 +77,7 @@ void ClusterPool::acquire(Waiter* waiter, std::optional<size_t> avoid_endpoint) 
     }
     failed_.emplace_back(waiter, std::move(reason));
   } else {
-    endpoints_[*index]->waiters.push_back(waiter);
+    endpoints_[*index]->waiters.push_back({waiter});
   }
   schedule_service();
 }
@@ -134,7 +141,13 @@ void ClusterPool::on_attempt_end(size_t endpoint, base::Duration elapsed, bool r
 }
 
 void ClusterPool::cancel(Waiter* waiter) {
-  for (auto& e : endpoints_) std::erase(e->waiters, waiter);
+  for (auto& e : endpoints_) {
+    std::erase_if(e->waiters, [this, waiter](const Queued& q) {
+      if (q.waiter != waiter) return false;
+      dequeued(q);
+      return true;
+    });
+  }
   std::erase_if(failed_, [waiter](const auto& f) { return f.first == waiter; });
 }
 
@@ -179,14 +192,56 @@ void ClusterPool::serve(Endpoint& endpoint) {
                                     [](const auto& s) { return !s->ready() && !s->closed(); });
       if (!connecting && !shut_down_ &&
           endpoint.sessions.size() < spec_.max_connections_per_endpoint) {
-        dial(endpoint);
+        if (spec_.limits->try_acquire(policy::ClusterResource::kConnections)) {
+          dial(endpoint);
+        } else if (endpoint.sessions.empty()) {
+          // Nothing here will ever have a slot for them: answer now.
+          fail_waiters(
+              endpoint,
+              "cluster \"" + spec_.name + "\" circuit open: max_connections (" +
+                  std::to_string(spec_.limits->limit(policy::ClusterResource::kConnections)) + ")");
+          schedule_service();
+          return;
+        }
+        // Else they wait for a stream slot on this endpoint's connections.
+      }
+      // Everyone still queued waits for a connection or a stream slot: a pending request.
+      for (auto it = endpoint.waiters.begin(); it != endpoint.waiters.end();) {
+        if (it->pending) {
+          ++it;
+        } else if (spec_.limits->try_acquire(policy::ClusterResource::kPendingRequests)) {
+          it->pending = true;
+          ++it;
+        } else {
+          failed_.emplace_back(
+              it->waiter,
+              "cluster \"" + spec_.name + "\" circuit open: max_pending_requests (" +
+                  std::to_string(spec_.limits->limit(policy::ClusterResource::kPendingRequests)) +
+                  ")");
+          it = endpoint.waiters.erase(it);
+          schedule_service();
+        }
       }
       return;
     }
-    Waiter* waiter = endpoint.waiters.front();
+    const Queued queued = endpoint.waiters.front();
     endpoint.waiters.pop_front();
-    waiter->on_upstream_ready(session, *endpoint.spec, start_attempt(endpoint.index));
+    dequeued(queued);
+    queued.waiter->on_upstream_ready(session, *endpoint.spec, start_attempt(endpoint.index));
   }
+}
+
+void ClusterPool::fail_waiters(Endpoint& endpoint, const std::string& reason) {
+  while (!endpoint.waiters.empty()) {
+    const Queued queued = endpoint.waiters.front();
+    endpoint.waiters.pop_front();
+    dequeued(queued);
+    failed_.emplace_back(queued.waiter, reason);
+  }
+}
+
+void ClusterPool::dequeued(const Queued& queued) {
+  if (queued.pending) spec_.limits->release(policy::ClusterResource::kPendingRequests);
 }
 
 void ClusterPool::dial(Endpoint& endpoint) {
@@ -222,6 +277,7 @@ void ClusterPool::on_session_closed(Endpoint& endpoint, h2::Session* closed) {
   if (it == endpoint.sessions.end()) return;
   std::unique_ptr<h2::ClientSession> session = std::move(*it);
   endpoint.sessions.erase(it);
+  spec_.limits->release(policy::ClusterResource::kConnections);
   if (!session->connected_once() && !shut_down_) {
     // A connect failure: back off this endpoint and fail whoever waited for it.
     if (endpoint.stats != nullptr) endpoint.stats->connect_failures.add();
@@ -232,11 +288,7 @@ void ClusterPool::on_session_closed(Endpoint& endpoint, h2::Session* closed) {
         base::SteadyClock::now() + reconnect_backoff(endpoint.failures, jitter);
     SKIFF_LOG(kWarn) << "cluster " << spec_.name << ": " << endpoint.spec->name << ": "
                      << endpoint.last_error;
-    std::string reason = "upstream " + endpoint.spec->name + ": " + endpoint.last_error;
-    while (!endpoint.waiters.empty()) {
-      failed_.emplace_back(endpoint.waiters.front(), reason);
-      endpoint.waiters.pop_front();
-    }
+    fail_waiters(endpoint, "upstream " + endpoint.spec->name + ": " + endpoint.last_error);
   }
   worker_.defer_delete(std::move(session));
   schedule_service();

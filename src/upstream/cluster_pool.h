@@ -18,6 +18,7 @@
 #include "net/address.h"
 #include "net/connection_stats.h"
 #include "net/worker.h"
+#include "policy/cluster_limits.h"
 #include "policy/outlier_detector.h"
 #include "policy/p2c.h"
 #include "policy/peak_ewma.h"
@@ -44,6 +45,9 @@ struct ClusterSpec {
   std::shared_ptr<tls::ContextSlot> tls;
   // Shared by every worker; null when the cluster has no outlier_detection.
   std::shared_ptr<policy::OutlierDetector> outliers;
+  // Cluster thresholds (connections, pending and active requests, retries), shared by every
+  // worker. Always set: thresholds are always on (Envoy defaults when not configured).
+  std::shared_ptr<policy::ClusterLimits> limits = std::make_shared<policy::ClusterLimits>();
 };
 
 class ClusterPool;
@@ -113,11 +117,17 @@ class ClusterPool final : public net::Flushable {
 
  private:
   friend class AttemptTicket;
+  struct Queued {
+    Waiter* waiter;
+    // Holds a unit of the cluster's kPendingRequests: it found no stream slot when served.
+    bool pending = false;
+  };
   struct Endpoint {
     size_t index;
     const EndpointSpec* spec;
+    // Each session holds one unit of the cluster's kConnections, returned when it closes.
     std::vector<std::unique_ptr<h2::ClientSession>> sessions;
-    std::deque<Waiter*> waiters;
+    std::deque<Queued> waiters;
     unsigned failures = 0;
     std::string last_error;
     net::ConnectionStats* stats = nullptr;
@@ -126,6 +136,10 @@ class ClusterPool final : public net::Flushable {
   void schedule_service();
   void serve(Endpoint& endpoint);
   void dial(Endpoint& endpoint);
+  // Moves every waiter of |endpoint| to failed_ with |reason|, returning pending units.
+  void fail_waiters(Endpoint& endpoint, const std::string& reason);
+  // The end of a queued waiter's wait (served, failed or cancelled).
+  void dequeued(const Queued& queued);
   void on_session_closed(Endpoint& endpoint, h2::Session* session);
   // nullopt: no eligible endpoint.
   std::optional<size_t> pick(std::optional<size_t> avoid, base::TimePoint now);
