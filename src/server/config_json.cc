@@ -91,7 +91,12 @@ std::string config_json(const config::Config& config) {
                     {"endpoints", endpoints},
                     {"load_balancing", std::string(config::to_string(c.load_balancing))},
                     {"connect_timeout", duration(c.connect_timeout)},
-                    {"max_connections_per_endpoint", c.max_connections_per_endpoint}};
+                    {"max_connections_per_endpoint", c.max_connections_per_endpoint},
+                    {"circuit_breaker",
+                     {{"max_connections", c.circuit_breaker.max_connections},
+                      {"max_pending_requests", c.circuit_breaker.max_pending_requests},
+                      {"max_requests", c.circuit_breaker.max_requests},
+                      {"max_retries", c.circuit_breaker.max_retries}}}};
     if (c.peak_ewma) {
       cluster["peak_ewma"] = {
           {"decay", duration(c.peak_ewma->decay)},
