@@ -282,6 +282,62 @@ upstream::LoadBalancing to_load_balancing(config::LoadBalancing policy) {
   return upstream::LoadBalancing::kRoundRobin;
 }
 
+// Tracing and the access log (each null when off). Their background threads outlive the
+// workers; |observers| points into the two objects.
+struct Observability {
+  telemetry::CallObservers observers;
+  std::unique_ptr<telemetry::SpanExporter> span_exporter;
+  std::unique_ptr<telemetry::AccessLog> access_log;
+};
+
+// Starts span export and the access log as configured, and registers their counters.
+base::Result<Observability> start_observability(const config::Config& config,
+                                                telemetry::Metrics& metrics) {
+  Observability o;
+  if (config.tracing) {
+    o.observers.trace = true;
+    o.observers.sample_rate = config.tracing->sample_rate;
+    if (!config.tracing->zipkin_url.empty()) {
+      telemetry::SpanExporterOptions options;
+      options.url = config.tracing->zipkin_url;
+      options.service_name = config.tracing->service_name;
+      options.max_queue = config.tracing->max_queue;
+      o.span_exporter = std::make_unique<telemetry::SpanExporter>(std::move(options));
+      o.observers.spans = o.span_exporter.get();
+    }
+  }
+  if (config.access_log) {
+    telemetry::AccessLogOptions options;
+    options.path = config.access_log->path;
+    options.sample_rate = config.access_log->sample_rate;
+    auto opened = telemetry::AccessLog::open(std::move(options));
+    if (!opened) return base::fail(where(config, config.access_log->pos) + opened.error().message);
+    o.access_log = std::move(*opened);
+    o.observers.access_log = o.access_log.get();
+  }
+  metrics.add_collector(
+      [spans = o.observers.spans, log = o.observers.access_log](telemetry::Families& out) {
+        if (spans != nullptr) {
+          out.counter("skiff_tracing_spans_exported_total", "Spans the collector accepted.", {},
+                      static_cast<double>(spans->exported()));
+          out.counter("skiff_tracing_spans_dropped_total",
+                      "Spans dropped because the export queue was full.", {},
+                      static_cast<double>(spans->dropped()));
+          out.counter("skiff_tracing_spans_failed_total",
+                      "Spans in batches the collector refused or that could not be sent.", {},
+                      static_cast<double>(spans->failed()));
+        }
+        if (log != nullptr) {
+          out.counter("skiff_access_log_lines_total", "Access log lines written.", {},
+                      static_cast<double>(log->written()));
+          out.counter("skiff_access_log_dropped_total",
+                      "Access log lines dropped (queue full or write failed).", {},
+                      static_cast<double>(log->dropped() + log->failed()));
+        }
+      });
+  return o;
+}
+
 }  // namespace
 
 base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config::Config& config,
@@ -428,54 +484,12 @@ int run(const Options& options) {
     stats.push_back(std::make_unique<WorkerStats>(**snapshot));
   add_collectors(metrics, **snapshot, stats);
 
-  // Tracing and the access log; their background threads outlive the workers.
-  telemetry::CallObservers observers;
-  std::unique_ptr<telemetry::SpanExporter> span_exporter;
-  std::unique_ptr<telemetry::AccessLog> access_log;
-  if (config.tracing) {
-    observers.trace = true;
-    observers.sample_rate = config.tracing->sample_rate;
-    if (!config.tracing->zipkin_url.empty()) {
-      telemetry::SpanExporterOptions o;
-      o.url = config.tracing->zipkin_url;
-      o.service_name = config.tracing->service_name;
-      o.max_queue = config.tracing->max_queue;
-      span_exporter = std::make_unique<telemetry::SpanExporter>(std::move(o));
-      observers.spans = span_exporter.get();
-    }
+  auto observability = start_observability(config, metrics);
+  if (!observability) {
+    std::fprintf(stderr, "%s\n", observability.error().message.c_str());
+    return kExitConfigError;
   }
-  if (config.access_log) {
-    telemetry::AccessLogOptions o;
-    o.path = config.access_log->path;
-    o.sample_rate = config.access_log->sample_rate;
-    auto opened = telemetry::AccessLog::open(std::move(o));
-    if (!opened) {
-      std::fprintf(stderr, "%s%s\n", where(config, config.access_log->pos).c_str(),
-                   opened.error().message.c_str());
-      return kExitConfigError;
-    }
-    access_log = std::move(*opened);
-    observers.access_log = access_log.get();
-  }
-  metrics.add_collector([&span_exporter, &access_log](telemetry::Families& out) {
-    if (span_exporter) {
-      out.counter("skiff_tracing_spans_exported_total", "Spans the collector accepted.", {},
-                  static_cast<double>(span_exporter->exported()));
-      out.counter("skiff_tracing_spans_dropped_total",
-                  "Spans dropped because the export queue was full.", {},
-                  static_cast<double>(span_exporter->dropped()));
-      out.counter("skiff_tracing_spans_failed_total",
-                  "Spans in batches the collector refused or that could not be sent.", {},
-                  static_cast<double>(span_exporter->failed()));
-    }
-    if (access_log) {
-      out.counter("skiff_access_log_lines_total", "Access log lines written.", {},
-                  static_cast<double>(access_log->written()));
-      out.counter("skiff_access_log_dropped_total",
-                  "Access log lines dropped (queue full or write failed).", {},
-                  static_cast<double>(access_log->dropped() + access_log->failed()));
-    }
-  });
+  const telemetry::CallObservers& observers = observability->observers;
 
   signal(SIGPIPE, SIG_IGN);
   std::vector<std::unique_ptr<net::Worker>> workers;
@@ -557,8 +571,8 @@ int run(const Options& options) {
   for (auto& w : workers) w->join();
   admin_server.reset();
   // Export and write what the last calls left queued.
-  if (span_exporter) span_exporter->stop();
-  if (access_log) access_log->stop();
+  if (observability->span_exporter) observability->span_exporter->stop();
+  if (observability->access_log) observability->access_log->stop();
   SKIFF_LOG(kInfo) << "drained, exiting";
   return kExitOk;
 }
