@@ -61,6 +61,21 @@ void Body::release() {
   compact();
 }
 
+void Body::credit_received() {
+  if (credited_ == buffer_.size()) return;
+  size_t fresh = buffer_.size() - credited_;
+  credited_ = buffer_.size();
+  if (on_drained_) on_drained_(fresh);
+}
+
+void Body::clear() {
+  buffer_.clear();
+  sent_ = 0;
+  credited_ = 0;
+  finished_ = false;
+  trailers_.reset();
+}
+
 void Body::compact() {
   // Drop what the current attempt sent and will never need again. Erasing is amortised: all
   // at once when everything was sent, else only once the dead prefix dominates.

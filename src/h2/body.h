@@ -43,6 +43,14 @@ class Body {
   // The call is committed: nothing will be replayed; drop what was sent.
   void release();
 
+  // Holding a response before deciding on a retry: returns the window credit of everything
+  // received so far at once (the holder bounds the bytes itself); take() does not report
+  // those bytes again.
+  void credit_received();
+  // The held response is dropped for another attempt: the Body starts empty and unfinished
+  // (window credit of bytes still undrained is the caller's to return first).
+  void clear();
+
   // Wiring (set by the proxy): |on_drained(n)| reopens the receiver's window by n bytes;
   // |on_readable()| wakes the sender when data or the end arrives.
   void set_on_drained(std::function<void(size_t)> fn) { on_drained_ = std::move(fn); }

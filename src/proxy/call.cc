@@ -53,14 +53,21 @@ std::string describe_h2_error(uint32_t code) {
   return std::string(nghttp2_http2_strerror(code));
 }
 
-constexpr std::array<std::pair<int, int>, 6> kLegalTransitions = {{
+constexpr std::array<std::pair<int, int>, 9> kLegalTransitions = {{
     {0, 1},  // kRouting -> kWaiting
     {1, 2},  // kWaiting -> kForwarding
-    {2, 3},  // kForwarding -> kCommitted
-    {3, 4},  // kCommitted -> kDone
-    {2, 4},  // kForwarding -> kDone (trailers-only response)
+    {2, 4},  // kForwarding -> kCommitted
+    {4, 5},  // kCommitted -> kDone
+    {2, 5},  // kForwarding -> kDone (trailers-only response)
     {2, 1},  // kForwarding -> kWaiting (retry)
+    {2, 3},  // kForwarding -> kHolding (unary response held)
+    {3, 4},  // kHolding -> kCommitted (held headers forwarded)
+    {3, 1},  // kHolding -> kWaiting (retry on the trailers' status)
 }};
+
+// The most response bytes held back while the trailers may still ask for a retry. Held bytes
+// get their window credit at once, so this (not flow control) bounds the memory of a hold.
+constexpr size_t kMaxHeldResponseBytes = 64 * 1024;
 
 // Backoff jitter: per worker thread, so no shared state.
 double jitter01() {
@@ -282,7 +289,8 @@ bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
   counters_->retries.add();
   retry_state_.on_retry(decision);
   cancel_upstream();
-  if (state_ == State::kForwarding) transition_to(State::kWaiting);
+  if (state_ == State::kHolding) drop_held();
+  if (state_ == State::kForwarding || state_ == State::kHolding) transition_to(State::kWaiting);
   SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": attempt "
                     << retry_state_.previous_attempts() + 1 << " in "
                     << std::chrono::duration_cast<std::chrono::milliseconds>(decision.delay).count()
@@ -296,7 +304,7 @@ bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
 }
 
 void Call::on_attempt_timeout() {
-  if (state_ != State::kForwarding) return;
+  if (state_ != State::kForwarding && state_ != State::kHolding) return;
   report_attempt(true);
   cancel_upstream();
   if (maybe_retry(policy::Outcome::failure(policy::ProxyFailure::kPerTryTimeout),
@@ -593,9 +601,40 @@ bool Call::admit_breaker() {
   return false;
 }
 
+bool Call::should_hold() const {
+  return policy_->retry && request_body_.finished() && request_framer_.messages() == 1 &&
+         request_body_.retaining() && retry_state_.attempts < policy_->retry->max_attempts &&
+         hold_limit() > 0;
+}
+
+size_t Call::hold_limit() const {
+  return std::min<size_t>(policy_->retry_buffer_bytes, kMaxHeldResponseBytes);
+}
+
+void Call::drop_held() {
+  // Nothing of the held response was forwarded: drop it whole (its window credit went back as
+  // it arrived), so the call's message counts cover only what the client gets.
+  held_headers_.reset();
+  response_body_.clear();
+  response_framer_ = grpc::MessageFramer(policy_->max_response_message_bytes);
+}
+
+void Call::commit_held() {
+  // Commit (gRFC A6): no other attempt from here on, so the replay copy can go.
+  transition_to(State::kCommitted);
+  if (attempt_timer_) attempt_timer_->stop();
+  request_body_.release();
+  h2::HeaderList headers = std::move(*held_headers_);
+  held_headers_.reset();
+  // The held bytes (and trailers, if they came) follow from response_body_.
+  downstream_->session().submit_response(downstream_id_, std::move(headers), /*with_body=*/true);
+}
+
 void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
   if (state_ != State::kForwarding || downstream_ == nullptr) return;
-  if (attempt_timer_) attempt_timer_->stop();
+  // A held response's attempt is not over until its trailers: per_try_timeout keeps running.
+  const bool hold = !end_stream && should_hold();
+  if (attempt_timer_ && !hold) attempt_timer_->stop();
   // The endpoint's latency sample for load balancing; a RESOURCE_EXHAUSTED answer is penalised.
   attempt_.on_response(end_stream && grpc::parse_status(h2::find_header(headers, "grpc-status")) ==
                                          StatusCode::kResourceExhausted);
@@ -618,6 +657,13 @@ void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
                                            /*with_body=*/false);
     return;
   }
+  if (hold) {
+    // A unary response: a retryable status in its trailers can still be retried, so nothing
+    // goes downstream until the trailers or hold_limit() bytes arrive.
+    transition_to(State::kHolding);
+    held_headers_ = filter_response(std::move(headers));
+    return;
+  }
   // Commit (gRFC A6): no other attempt from here on, so the replay copy can go.
   transition_to(State::kCommitted);
   request_body_.release();
@@ -626,7 +672,7 @@ void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
 }
 
 void Call::on_response_data(const uint8_t* data, size_t len) {
-  if (state_ != State::kCommitted) {
+  if (state_ != State::kCommitted && state_ != State::kHolding) {
     if (upstream_ != nullptr) upstream_->consume(upstream_id_, len);
     return;
   }
@@ -634,6 +680,8 @@ void Call::on_response_data(const uint8_t* data, size_t len) {
   const bool at_boundary = response_framer_.at_boundary();
   if (!response_framer_.feed(data, len)) {
     if (upstream_ != nullptr) upstream_->consume(upstream_id_, len);
+    // A broken or oversized response ends as it would have without the hold.
+    if (state_ == State::kHolding) commit_held();
     if (response_framer_.error() == grpc::FramerError::kTooLarge) {
       // This chunk is dropped whole; what was forwarded ended at a boundary iff we were at one.
       return reject_response_too_large(at_boundary);
@@ -644,14 +692,32 @@ void Call::on_response_data(const uint8_t* data, size_t len) {
                            NGHTTP2_INTERNAL_ERROR);
   }
   response_body_.append(data, len);
+  if (state_ == State::kHolding) {
+    // The downstream does not pace held bytes: their credit goes back now, and past
+    // hold_limit() the response is forwarded (and so no longer retried).
+    response_body_.credit_received();
+    if (response_body_.size() > hold_limit()) commit_held();
+  }
 }
 
 void Call::on_response_trailers(h2::HeaderList trailers) {
+  if (state_ == State::kHolding) {
+    if (attempt_timer_) attempt_timer_->stop();
+    // Nothing was forwarded yet: the trailers' status is retried like a trailers-only one.
+    std::string_view status = h2::find_header(trailers, "grpc-status");
+    auto code = grpc::parse_status(status).value_or(StatusCode::kUnknown);
+    auto pushback = policy::Pushback::none();
+    if (std::string_view p = h2::find_header(trailers, "grpc-retry-pushback-ms"); !p.empty()) {
+      pushback = policy::Pushback::parse(p);
+    }
+    report_attempt(is_failure(code));
+    // maybe_retry fed the retry budget with this outcome either way.
+    if (maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback)) return;
+    commit_held();
+    return finish_response(std::move(trailers));
+  }
   if (state_ != State::kCommitted) return;
-  response_complete_ = true;
-  stop_deadline();
-  transition_to(State::kDone);
-  note_status(trailers);
+  finish_response(std::move(trailers));
   report_attempt(is_failure(*final_status_));
   if (policy_->retry_budget && final_status_) {
     // Committed calls feed the cluster's retry throttling too (gRFC A6).
@@ -661,6 +727,13 @@ void Call::on_response_trailers(h2::HeaderList trailers) {
       policy_->retry_budget->on_failure();
     }
   }
+}
+
+void Call::finish_response(h2::HeaderList trailers) {
+  response_complete_ = true;
+  stop_deadline();
+  transition_to(State::kDone);
+  note_status(trailers);
   if (trailers.empty()) {
     // The upstream ended its body without trailers: end ours the same way, and the client
     // reports it (never a made-up grpc-status: 0).
@@ -679,18 +752,22 @@ void Call::on_upstream_close(uint32_t error_code) {
     session->consume(upstream_id_, response_body_.undrained());
   }
   if (response_complete_ || downstream_ == nullptr) return;
-  if (state_ == State::kForwarding || state_ == State::kCommitted) report_attempt(true);
+  if (state_ == State::kForwarding || state_ == State::kHolding || state_ == State::kCommitted) {
+    report_attempt(true);
+  }
   std::string what = "upstream " + (endpoint_ ? endpoint_->name : std::string("?")) + " " +
                      (error_code == h2::kConnectionLost
                           ? "connection lost (" + (session ? session->close_reason() : "") + ")"
                           : "reset the stream (" + describe_h2_error(error_code) + ")");
-  if (state_ == State::kForwarding) {
+  if (state_ == State::kForwarding || state_ == State::kHolding) {
     // Before commit: REFUSED_STREAM (incl. streams above a GOAWAY's last id) was certainly
     // not processed; other resets and lost connections maybe were.
     auto failure = error_code == NGHTTP2_REFUSED_STREAM ? policy::ProxyFailure::kRefusedStream
                                                         : policy::ProxyFailure::kReset;
     if (maybe_retry(policy::Outcome::failure(failure), policy::Pushback::none())) return;
-    return reply_local({StatusCode::kUnavailable, what + " before response headers"});
+    return reply_local({StatusCode::kUnavailable,
+                        what + (state_ == State::kHolding ? " before response trailers"
+                                                          : " before response headers")});
   }
   if (state_ == State::kCommitted) {
     StatusCode code = error_code == h2::kConnectionLost ? StatusCode::kUnavailable
@@ -715,6 +792,7 @@ void Call::reply_local(grpc::LocalReply reply) {
   if (downstream_ == nullptr || state_ >= State::kCommitted) return;
   SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": local reply "
                     << grpc::status_name(reply.code) << ": " << reply.message;
+  if (state_ == State::kHolding) drop_held();
   transition_to(State::kDone);
   note_status(reply.code);
   local_message_ = reply.message;

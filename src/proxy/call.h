@@ -63,10 +63,12 @@ class Call final : public h2::StreamHandler,
 
  private:
   // kRouting -> kWaiting (for a pool slot, or a retry's backoff) -> kForwarding (upstream
-  // stream open) -> kCommitted (response headers sent downstream) -> kDone (response complete
-  // or answered). A retry goes kForwarding -> kWaiting (or kWaiting -> kWaiting after a
-  // connect failure).
-  enum class State { kRouting, kWaiting, kForwarding, kCommitted, kDone };
+  // stream open) -> [kHolding] -> kCommitted (response headers sent downstream) -> kDone
+  // (response complete or answered). A retry goes kForwarding or kHolding -> kWaiting (or
+  // kWaiting -> kWaiting after a connect failure). kHolding: response headers (and up to
+  // hold_limit() bytes) kept back until the trailers say whether to retry (unary requests on
+  // retry routes only).
+  enum class State { kRouting, kWaiting, kForwarding, kHolding, kCommitted, kDone };
   void transition_to(State next);
 
   // Answers with a trailers-only response (only before commit) and cancels the upstream.
@@ -107,6 +109,17 @@ class Call final : public h2::StreamHandler,
   // on a retry, tears the attempt down and arms the backoff. False: answer the call now.
   bool maybe_retry(policy::Outcome outcome, policy::Pushback pushback);
   void on_attempt_timeout();
+  // Whether response headers that just arrived are held instead of forwarded: only when a
+  // trailer status could still be retried (a retry route, a complete one-message request that
+  // can be replayed, attempts left).
+  bool should_hold() const;
+  size_t hold_limit() const;
+  // Forwards the held response headers (and so the held bytes): the call is committed.
+  void commit_held();
+  // The held response goes nowhere (a retry, or skiff's own answer).
+  void drop_held();
+  // Ends a committed response with the upstream's |trailers|.
+  void finish_response(h2::HeaderList trailers);
   void stop_deadline();
   // The request's header block for the upstream, as views into the downstream's headers
   // (|scratch| holds the few values skiff makes itself).
@@ -152,7 +165,8 @@ class Call final : public h2::StreamHandler,
   h2::Body response_body_;
   grpc::MessageFramer request_framer_;
   grpc::MessageFramer response_framer_;
-  bool response_complete_ = false;  // upstream trailers (or trailers-only) received
+  bool response_complete_ = false;              // upstream trailers (or trailers-only) received
+  std::optional<h2::HeaderList> held_headers_;  // response headers while kHolding
 };
 
 // Creates a Call for each downstream request of one listener on one worker.

@@ -204,10 +204,12 @@ TEST(Policies, Outbound_CommittedCallNotRetried) {
   TestServer server;
   SkiffProcess skiff(config_with(server, kRetryUnavailable));
   auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
-  // ServerStream sends response headers and a message before its UNAVAILABLE status: the call
-  // is committed once headers are forwarded, so skiff must not retry it.
+  // ServerStream sends response headers and messages before its UNAVAILABLE status. The held
+  // response outgrows the 64 KiB hold, so skiff forwards the headers: the call is committed
+  // and must not be retried.
   Request req;
   req.set_response_count(2);
+  req.set_response_bytes(40'000);
   req.set_respond_status(static_cast<int>(StatusCode::UNAVAILABLE));
   grpc::ClientContext ctx;
   ctx.set_deadline(in(kCallDeadline));
@@ -387,6 +389,96 @@ TEST(Policies, Outbound_FailureCodes_DecideWhatOpensTheBreaker) {
   EXPECT_NE(rejected.error_message().find("circuit open"), std::string::npos)
       << rejected.error_message();
   EXPECT_EQ(server.calls("Unary"), 7);
+}
+
+// Reads a ServerStream call to its end: the messages and the status.
+struct StreamResult {
+  int messages = 0;
+  grpc::Status status;
+};
+
+StreamResult read_stream(skiff::testing::TestService::Stub& stub, const Request& req) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(in(kCallDeadline));
+  auto reader = stub.ServerStream(&ctx, req);
+  StreamResult result;
+  Response resp;
+  while (reader->Read(&resp)) ++result.messages;
+  result.status = reader->Finish();
+  return result;
+}
+
+TEST(Policies, Outbound_RetryOnTrailerStatus_HeldResponseRetried) {
+  TestServer server;
+  SkiffProcess skiff(config_with(server, kRetryUnavailable));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  // Headers, two messages, then UNAVAILABLE in the trailers on the first attempt: one request
+  // message and a small response, so skiff held it and may still retry.
+  Request req = failing_first(1);
+  req.set_response_count(2);
+  StreamResult result = read_stream(*stub, req);
+  EXPECT_TRUE(is_ok(result.status)) << result.status.error_message();
+  EXPECT_EQ(result.messages, 2) << "only the retried attempt's messages reach the client";
+  EXPECT_EQ(server.calls("ServerStream"), 2);
+}
+
+TEST(Policies, Outbound_RetryOnTrailerStatus_HeadersThenStatus) {
+  TestServer server;
+  SkiffProcess skiff(config_with(server, kRetryUnavailable));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  // Response headers, no messages, UNAVAILABLE in trailers (not trailers-only).
+  Request req = failing_first(2);
+  req.set_headers_only(true);
+  StreamResult result = read_stream(*stub, req);
+  EXPECT_TRUE(is_ok(result.status)) << result.status.error_message();
+  EXPECT_EQ(result.messages, 0);
+  EXPECT_EQ(server.calls("ServerStream"), 3);
+  // With every attempt failing, the last attempt's trailers are forwarded.
+  req = failing_first(5);
+  req.set_headers_only(true);
+  result = read_stream(*stub, req);
+  EXPECT_TRUE(has_code(result.status, StatusCode::UNAVAILABLE));
+  EXPECT_EQ(result.status.error_message(), "try again");
+  EXPECT_EQ(server.calls("ServerStream"), 6);
+}
+
+TEST(Policies, Outbound_PerTryTimeoutRunsWhileHolding) {
+  TestServer server;
+  SkiffProcess skiff(
+      config_with(server,
+                  "        retry: { max_attempts: 2, on: [per_try_timeout, deadline_exceeded], "
+                  "per_try_timeout: 300ms, backoff: { initial: 10ms, max: 10ms } }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  // The first message arrives at once, the second only after the attempt's time is up. The
+  // first attempt is held until its trailers, so its end (skiff's per-try timeout or the
+  // server's own deadline) is retried. The last attempt is not held (no retry left): its
+  // headers commit it, and its first message and final status reach the client.
+  Request req;
+  req.set_response_count(2);
+  req.set_interval_ms(3000);
+  StreamResult result = read_stream(*stub, req);
+  EXPECT_FALSE(is_ok(result.status));
+  EXPECT_EQ(result.messages, 1) << "the held attempt's message is dropped";
+  EXPECT_EQ(server.calls("ServerStream"), 2);
+}
+
+TEST(Policies, Outbound_RouteWithoutRetryNeverHolds) {
+  TestServer server;
+  SkiffProcess skiff(config_with(server, ""));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  Request req;
+  req.set_response_count(2);
+  req.set_interval_ms(2000);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(in(kCallDeadline));
+  const auto start = Clock::now();
+  auto reader = stub->ServerStream(&ctx, req);
+  Response resp;
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_LT(Clock::now() - start, Millis(1500)) << "the first message was held";
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_FALSE(reader->Read(&resp));
+  EXPECT_TRUE(is_ok(reader->Finish()));
 }
 
 }  // namespace

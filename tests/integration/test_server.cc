@@ -121,6 +121,14 @@ class TestServer::Service final : public skiff::testing::TestService::Service {
     call.tag(req->tag());
     if (req->echo_metadata()) echo_metadata(ctx);
     if (!pause(ctx, req->delay_ms())) return cancelled_status();
+    bool fail = req->respond_status() != 0;
+    if (fail && req->fail_attempts() > 0) fail = previous_attempts(ctx) < req->fail_attempts();
+    const Status status =
+        fail ? status_of(req->respond_status(), req->respond_message()) : Status::OK;
+    if (req->headers_only()) {
+      writer->SendInitialMetadata();
+      return status;
+    }
     const int count = std::max(req->response_count(), 1);
     for (int i = 0; i < count; ++i) {
       if (i > 0 && !pause(ctx, req->interval_ms())) return cancelled_status();
@@ -130,7 +138,7 @@ class TestServer::Service final : public skiff::testing::TestService::Service {
       }
       if (req->abort_after() > 0 && i + 1 == req->abort_after()) return call.abort();
     }
-    return status_of(req->respond_status(), req->respond_message());
+    return status;
   }
 
   Status ClientStream(ServerContext* ctx, grpc::ServerReader<Request>* reader,
