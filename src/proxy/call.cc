@@ -68,6 +68,9 @@ constexpr std::array<std::pair<int, int>, 9> kLegalTransitions = {{
 // The most response bytes held back while the trailers may still ask for a retry. Held bytes
 // get their window credit at once, so this (not flow control) bounds the memory of a hold.
 constexpr size_t kMaxHeldResponseBytes = 64 * 1024;
+// How long a whole held message waits for the trailers. A unary response's trailers come with
+// its message; a server stream on a retry route delays its first message at most this long.
+constexpr std::chrono::milliseconds kMaxHoldAfterMessage{250};
 
 // Backoff jitter: per worker thread, so no shared state.
 double jitter01() {
@@ -614,6 +617,7 @@ size_t Call::hold_limit() const {
 void Call::drop_held() {
   // Nothing of the held response was forwarded: drop it whole (its window credit went back as
   // it arrived), so the call's message counts cover only what the client gets.
+  if (hold_timer_) hold_timer_->stop();
   held_headers_.reset();
   response_body_.clear();
   response_framer_ = grpc::MessageFramer(policy_->max_response_message_bytes);
@@ -621,6 +625,7 @@ void Call::drop_held() {
 
 void Call::commit_held() {
   // Commit (gRFC A6): no other attempt from here on, so the replay copy can go.
+  if (hold_timer_) hold_timer_->stop();
   transition_to(State::kCommitted);
   if (attempt_timer_) attempt_timer_->stop();
   request_body_.release();
@@ -696,7 +701,15 @@ void Call::on_response_data(const uint8_t* data, size_t len) {
     // The downstream does not pace held bytes: their credit goes back now, and past
     // hold_limit() the response is forwarded (and so no longer retried).
     response_body_.credit_received();
-    if (response_body_.size() > hold_limit()) commit_held();
+    if (response_body_.size() > hold_limit()) return commit_held();
+    if (response_framer_.messages() > 0 && !(hold_timer_ && hold_timer_->active())) {
+      if (!hold_timer_) {
+        hold_timer_.emplace(ctx_.worker.timer_pool(), [this] {
+          if (state_ == State::kHolding) commit_held();
+        });
+      }
+      hold_timer_->start(kMaxHoldAfterMessage);
+    }
   }
 }
 

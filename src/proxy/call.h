@@ -167,6 +167,9 @@ class Call final : public h2::StreamHandler,
   grpc::MessageFramer response_framer_;
   bool response_complete_ = false;              // upstream trailers (or trailers-only) received
   std::optional<h2::HeaderList> held_headers_;  // response headers while kHolding
+  // Armed when the first whole response message is held: a unary response's trailers follow
+  // it at once, a server stream's may not come for minutes, so the hold then ends.
+  std::optional<net::Timer> hold_timer_;
 };
 
 // Creates a Call for each downstream request of one listener on one worker.

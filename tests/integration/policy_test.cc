@@ -447,12 +447,13 @@ TEST(Policies, Outbound_PerTryTimeoutRunsWhileHolding) {
   SkiffProcess skiff(
       config_with(server,
                   "        retry: { max_attempts: 2, on: [per_try_timeout, deadline_exceeded], "
-                  "per_try_timeout: 300ms, backoff: { initial: 10ms, max: 10ms } }\n"));
+                  "per_try_timeout: 100ms, backoff: { initial: 10ms, max: 10ms } }\n"));
   auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
   // The first message arrives at once, the second only after the attempt's time is up. The
-  // first attempt is held until its trailers, so its end (skiff's per-try timeout or the
-  // server's own deadline) is retried. The last attempt is not held (no retry left): its
-  // headers commit it, and its first message and final status reach the client.
+  // first attempt is held (for up to 250 ms after a whole message), so its end within that time
+  // (skiff's 100 ms per-try timeout, or the server's own deadline) is retried. The last attempt
+  // is not held (no retry left): its headers commit it, and its first message and final status
+  // reach the client.
   Request req;
   req.set_response_count(2);
   req.set_interval_ms(3000);
@@ -479,6 +480,28 @@ TEST(Policies, Outbound_RouteWithoutRetryNeverHolds) {
   ASSERT_TRUE(reader->Read(&resp));
   EXPECT_FALSE(reader->Read(&resp));
   EXPECT_TRUE(is_ok(reader->Finish()));
+}
+
+TEST(Policies, Outbound_RetryRouteServerStreamHoldsItsFirstMessageBriefly) {
+  TestServer server;
+  // A retry route holds a one-request call's response for its trailers, but a server stream's
+  // trailers may be minutes away: a whole held message waits at most 250 ms.
+  SkiffProcess skiff(config_with(server, "        retry: { max_attempts: 3 }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  Request req;
+  req.set_response_count(2);
+  req.set_interval_ms(3000);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(in(kCallDeadline));
+  const auto start = Clock::now();
+  auto reader = stub->ServerStream(&ctx, req);
+  Response resp;
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_LT(Clock::now() - start, Millis(2000)) << "the first message waited for the second";
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_FALSE(reader->Read(&resp));
+  EXPECT_TRUE(is_ok(reader->Finish()));
+  EXPECT_EQ(server.calls("ServerStream"), 1);
 }
 
 }  // namespace
