@@ -1,8 +1,8 @@
 // Cluster thresholds (cluster `circuit_breaker`) through the real binary: max_requests rejects
 // the call over the limit before it reaches the upstream; max_connections refuses to dial a
 // second connection; max_retries lets one retry be in flight and answers the others as without
-// retry. max_pending_requests has no test here: no upstream in the harness holds calls in the
-// pool's queue deterministically (the pending path is covered by review only).
+// retry. max_pending_requests is tested in h2/cluster_limits_pending_test.cc, against a raw
+// upstream that allows one stream per connection and holds its answers.
 #include <gtest/gtest.h>
 
 #include <string>

@@ -54,6 +54,7 @@ struct RefusingUpstream::State {
   mutable std::mutex mu;
   mutable std::condition_variable changed;
   RefusingUpstreamStats stats;
+  bool released = false;  // release_answers() was called
   std::vector<UpstreamStream> streams;
   std::vector<std::unique_ptr<Conn>> conns;  // open connections (thread-owned)
 
@@ -206,7 +207,8 @@ void RefusingUpstream::State::accept_all() {
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &State::on_stream_close);
     nghttp2_session_server_new(&c->ng, cbs, c.get());
     nghttp2_session_callbacks_del(cbs);
-    nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100}};
+    nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams}};
     nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, settings, 1);
     conns.push_back(std::move(c));
   }
@@ -251,6 +253,7 @@ bool RefusingUpstream::State::write_conn(Conn& c) {
 
 void RefusingUpstream::State::answer_due() {
   if (stats.seen < options.hold_answers_until_seen) return;
+  if (options.hold_answers && !released) return;
   for (const auto& cp : conns) {
     Conn& c = *cp;
     if (c.write_shut) continue;
@@ -328,6 +331,9 @@ int RefusingUpstream::State::on_frame_recv(nghttp2_session* ng, const nghttp2_fr
                                            void* user) {
   auto* c = static_cast<Conn*>(user);
   State& st = *c->state;
+  if (frame->hd.type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+    ++st.stats.settings_acks;
+  }
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
   UpstreamStream* s = st.find(*c, frame->hd.stream_id);
   if (s == nullptr) return 0;
@@ -428,6 +434,11 @@ void RefusingUpstream::stop() {
     ::close(state_->listen_fd);
     state_->listen_fd = -1;
   }
+}
+
+void RefusingUpstream::release_answers() {
+  std::lock_guard lock(state_->mu);
+  state_->released = true;
 }
 
 RefusingUpstreamStats RefusingUpstream::stats() const {

@@ -33,6 +33,10 @@ struct RefusingUpstreamOptions {
   // Answers are held until at least this many request streams have been seen in total, so a
   // test can have several streams in flight when the first answer (and its GOAWAY) goes out.
   int hold_answers_until_seen = 0;
+  // Answers are also held until the test calls release_answers().
+  bool hold_answers = false;
+  // SETTINGS_MAX_CONCURRENT_STREAMS in the server SETTINGS of every connection.
+  uint32_t max_concurrent_streams = 100;
   // The gRPC message payload of every answer; empty is a valid empty protobuf message.
   std::string response_message;
 };
@@ -63,6 +67,7 @@ struct RefusingUpstreamStats {
   int answered = 0;           // answers submitted
   int refused_by_goaway = 0;  // closed by our GOAWAY
   bool goaway_sent = false;   // submitted
+  int settings_acks = 0;      // SETTINGS ACKs received: the client applied our SETTINGS
 };
 
 class RefusingUpstream {
@@ -79,6 +84,9 @@ class RefusingUpstream {
 
   // Closes every connection and the listener and joins the thread. Idempotent.
   void stop();
+
+  // Ends hold_answers: the held answers go out on the loop's next turn (within 100 ms).
+  void release_answers();
 
   RefusingUpstreamStats stats() const;
   // Every request stream seen, in the order their headers arrived.

@@ -1,0 +1,216 @@
+// Cluster threshold max_pending_requests through the real skiff binary, made deterministic by a
+// RefusingUpstream that allows one stream per connection (SETTINGS_MAX_CONCURRENT_STREAMS 1) and
+// holds its answers until the test releases them: with one worker and one connection per
+// endpoint, the first call occupies the only stream slot, the second waits in the pool's queue
+// (the one pending unit), and the third overflows max_pending_requests: it is answered
+// UNAVAILABLE without reaching the upstream. Released, the first two succeed.
+#include <curl/curl.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "h2_fixture.h"
+#include "refusing_upstream.h"
+
+namespace skiff::it::h2 {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Calls 1 and 2 stay held while the test polls /metrics: generous on a loaded machine.
+constexpr Millis kCallDeadline{20'000};
+constexpr Millis kObserveTimeout{10'000};
+
+std::string config(const RefusingUpstream& upstream) {
+  return "workers: 1\n"
+         "drain_timeout: 1s\n"
+         "admin:\n"
+         "  address: 127.0.0.1:0\n"
+         "listeners:\n"
+         "  - name: outbound\n"
+         "    address: 127.0.0.1:0\n"
+         "    routes:\n"
+         "      - match: { service: skiff.testing.TestService }\n"
+         "        cluster: backend\n"
+         "clusters:\n"
+         "  - name: backend\n"
+         "    endpoints: [ \"" +
+         upstream.address() +
+         "\" ]\n"
+         "    max_connections_per_endpoint: 1\n"
+         "    circuit_breaker: { max_pending_requests: 1 }\n";
+}
+
+std::string response_message() {
+  skiff::testing::Response resp;
+  resp.set_payload("from the refusing upstream");
+  return resp.SerializeAsString();
+}
+
+struct CallResult {
+  grpc::Status status;
+  skiff::testing::Response response;
+};
+
+CallResult unary(skiff::testing::TestService::Stub& stub, const std::string& payload) {
+  CallResult r;
+  skiff::testing::Request req;
+  req.set_payload(payload);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(in(kCallDeadline));
+  r.status = stub.Unary(&ctx, req, &r.response);
+  return r;
+}
+
+// GET over libcurl: the body, or nullopt unless HTTP 200.
+std::optional<std::string> http_get(const std::string& url) {
+  static std::once_flag init;
+  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) return std::nullopt;
+  std::string body;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5'000L);
+  curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* out) {
+        static_cast<std::string*>(out)->append(data, size * n);
+        return size * n;
+      });
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  long status = 0;
+  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(curl);
+  if (status != 200) return std::nullopt;
+  return body;
+}
+
+// skiff_cluster_active{cluster="backend",resource=|resource|} in |metrics|, if present.
+std::optional<double> cluster_active(const std::string& metrics, const std::string& resource) {
+  std::istringstream lines(metrics);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with("skiff_cluster_active{")) continue;
+    if (line.find("cluster=\"backend\"") == std::string::npos) continue;
+    if (line.find("resource=\"" + resource + "\"") == std::string::npos) continue;
+    const size_t space = line.rfind(' ');
+    if (space == std::string::npos) return std::nullopt;
+    return std::stod(line.substr(space + 1));
+  }
+  return std::nullopt;
+}
+
+// Scrapes /metrics every 50 ms until |pred| holds for the text or |timeout| passes; |last| gets
+// the last scrape.
+bool metrics_until(const SkiffProcess& skiff, const std::function<bool(const std::string&)>& pred,
+                   std::string& last, Millis timeout = kObserveTimeout) {
+  const auto deadline = Clock::now() + timeout;
+  const std::string url = "http://" + skiff.address("admin") + "/metrics";
+  for (;;) {
+    last = http_get(url).value_or("");
+    if (pred(last)) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(Millis(50));
+  }
+}
+
+bool active_is(const std::string& metrics, const std::string& resource, double value) {
+  return cluster_active(metrics, resource) == value;
+}
+
+// Background calls, always released and joined (even when an assertion returns early).
+class HeldCalls {
+ public:
+  explicit HeldCalls(RefusingUpstream& upstream) : upstream_(upstream) {}
+  ~HeldCalls() { join(); }
+  void start(skiff::testing::TestService::Stub& stub, CallResult& out, std::string payload) {
+    threads_.emplace_back([&stub, &out, payload] { out = unary(stub, payload); });
+  }
+  void join() {
+    upstream_.release_answers();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  RefusingUpstream& upstream_;
+  std::vector<std::thread> threads_;
+};
+
+TEST(ClusterPending, ThirdCallOverMaxPendingRequestsUnavailableHeldCallsSucceed) {
+  RefusingUpstreamOptions options;
+  options.max_concurrent_streams = 1;
+  options.hold_answers = true;
+  options.response_message = response_message();
+  RefusingUpstream upstream(options);
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffOptions skiff_options;
+  skiff_options.listeners = {"outbound", "admin"};
+  SkiffProcess skiff(config(upstream), skiff_options);
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+
+  CallResult first;
+  CallResult second;
+  HeldCalls calls(upstream);
+
+  // 1: takes the only stream slot of the only connection; the upstream holds its answer. Wait
+  // until skiff has also acknowledged the upstream's SETTINGS (MAX_CONCURRENT_STREAMS 1), so its
+  // session is known to be full before the second call arrives.
+  calls.start(*stub, first, "first");
+  ASSERT_TRUE(upstream.wait_until(
+      [](const RefusingUpstreamStats& s) { return s.seen >= 1 && s.settings_acks >= 1; },
+      kObserveTimeout))
+      << upstream.describe();
+
+  // 2: no free stream slot and no second connection allowed: it waits as the one pending request.
+  calls.start(*stub, second, "second");
+  std::string metrics;
+  ASSERT_TRUE(metrics_until(
+      skiff, [](const std::string& m) { return active_is(m, "pending_requests", 1); }, metrics))
+      << "pending_requests never reached 1:\n"
+      << metrics << "\n"
+      << upstream.describe();
+
+  // 3: over max_pending_requests: answered at once, never forwarded.
+  CallResult third = unary(*stub, "third");
+  EXPECT_EQ(third.status.error_code(), grpc::StatusCode::UNAVAILABLE) << it::describe(third.status);
+  EXPECT_EQ(third.status.error_message(),
+            "cluster \"backend\" circuit open: max_pending_requests (1)");
+  EXPECT_EQ(upstream.stats().seen, 1) << upstream.describe();
+
+  // Released: the first is answered, its slot goes to the second, answered too.
+  calls.join();
+  ASSERT_TRUE(is_ok(first.status)) << it::describe(first.status) << "\n" << upstream.describe();
+  EXPECT_EQ(first.response.payload(), "from the refusing upstream");
+  ASSERT_TRUE(is_ok(second.status)) << it::describe(second.status) << "\n" << upstream.describe();
+  EXPECT_EQ(second.response.payload(), "from the refusing upstream");
+
+  RefusingUpstreamStats st = upstream.stats();
+  EXPECT_EQ(st.connections, 1) << upstream.describe();
+  EXPECT_EQ(st.seen, 2) << upstream.describe();
+  EXPECT_EQ(st.answered, 2) << upstream.describe();
+  for (const UpstreamStream& s : upstream.streams()) {
+    EXPECT_EQ(s.body.find("third"), std::string::npos) << "the third call reached the upstream";
+  }
+
+  // Every unit is back (a call's units are released as its downstream stream closes, which may
+  // be just after the client saw its status).
+  EXPECT_TRUE(metrics_until(
+      skiff,
+      [](const std::string& m) {
+        return active_is(m, "pending_requests", 0) && active_is(m, "requests", 0);
+      },
+      metrics))
+      << metrics;
+}
+
+}  // namespace
+}  // namespace skiff::it::h2
