@@ -88,7 +88,6 @@ class Metrics {
 
   // Worker |w|'s counters, indexed like the series. Stable for this object's lifetime.
   CallCounters* worker_calls(size_t w) { return workers_[w].get(); }
-  size_t series_count() const { return series_.size(); }
 
   // Main thread, before the first scrape.
   void add_collector(Collector collector) { collectors_.push_back(std::move(collector)); }
