@@ -5,26 +5,14 @@
 #include <string>
 
 #include "config/config.h"
+#include "route_yaml.h"
 
 namespace skiff::config {
 namespace {
 
-// Loads a config whose only cluster has |cluster_keys| (indented 4 spaces, starting on line 9);
-// returns the error text, or "loaded".
+// The one cluster has |cluster_keys| (indented 4 spaces, from line 10).
 std::string cluster_error(const std::string& cluster_keys, Config* out = nullptr) {
-  const std::string yaml = R"(listeners:
-  - name: outbound
-    address: 127.0.0.1:15001
-    routes:
-      - match: {}
-        cluster: users
-clusters:
-  - name: users
-    endpoints: [ "127.0.0.1:50051" ]
-)" + cluster_keys;
-  auto config = load_string(yaml, "test.yaml");
-  if (config && out != nullptr) *out = *config;
-  return config ? "loaded" : config.error().to_string();
+  return load_with(cluster_keys, out);
 }
 
 TEST(ClusterLimitsConfig, ParsesEveryKey) {

@@ -5,27 +5,10 @@
 #include <string>
 
 #include "config/config.h"
+#include "route_yaml.h"
 
 namespace skiff::config {
 namespace {
-
-// A valid config (9 lines) followed by |extra|, whose first line is line 10 of "test.yaml".
-// Returns the full error text, or "loaded" (then *out holds the config).
-std::string load_with(const std::string& extra, Config* out = nullptr) {
-  const std::string yaml = R"(listeners:
-  - name: outbound
-    address: 127.0.0.1:15001
-    routes:
-      - match: {}
-        cluster: users
-clusters:
-  - name: users
-    endpoints: [ "127.0.0.1:50051" ]
-)" + extra;
-  auto config = load_string(yaml, "test.yaml");
-  if (config && out != nullptr) *out = *config;
-  return config ? "loaded" : config.error().to_string();
-}
 
 // --- absent ------------------------------------------------------------------------------------
 
