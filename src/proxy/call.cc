@@ -48,6 +48,12 @@ h2::HeaderList to_h2(const Headers& headers) {
   return out;
 }
 
+// A response's final status: its grpc-status, or UNKNOWN when absent or invalid (how the client
+// will read it; a failure).
+StatusCode status_of(const h2::HeaderList& block) {
+  return grpc::parse_status(h2::find_header(block, "grpc-status")).value_or(StatusCode::kUnknown);
+}
+
 std::string describe_h2_error(uint32_t code) {
   if (code == h2::kConnectionLost) return "connection lost";
   return std::string(nghttp2_http2_strerror(code));
@@ -518,11 +524,16 @@ void Call::record_metrics() {
   if (log) o.access_log->submit(std::move(record));
 }
 
-void Call::note_status(const h2::HeaderList& headers) {
-  std::string_view value = h2::find_header(headers, "grpc-status");
-  // A response without grpc-status reaches the client as UNKNOWN/INTERNAL: a failure.
-  note_status(value.empty() ? StatusCode::kUnknown
-                            : grpc::parse_status(value).value_or(StatusCode::kUnknown));
+void Call::note_status(const h2::HeaderList& headers) { note_status(status_of(headers)); }
+
+bool Call::retry_final_status(const h2::HeaderList& block) {
+  const StatusCode code = status_of(block);
+  auto pushback = policy::Pushback::none();
+  if (std::string_view p = h2::find_header(block, "grpc-retry-pushback-ms"); !p.empty()) {
+    pushback = policy::Pushback::parse(p);
+  }
+  report_attempt(is_failure(code));
+  return maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback);
 }
 
 void Call::report_attempt(bool failure) {
@@ -641,18 +652,10 @@ void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
   const bool hold = !end_stream && should_hold();
   if (attempt_timer_ && !hold) attempt_timer_->stop();
   // The endpoint's latency sample for load balancing; a RESOURCE_EXHAUSTED answer is penalised.
-  attempt_.on_response(end_stream && grpc::parse_status(h2::find_header(headers, "grpc-status")) ==
-                                         StatusCode::kResourceExhausted);
+  attempt_.on_response(end_stream && status_of(headers) == StatusCode::kResourceExhausted);
   if (end_stream) {
     // Trailers-only: nothing was forwarded yet, so a retryable status may still be retried.
-    std::string_view status = h2::find_header(headers, "grpc-status");
-    auto code = grpc::parse_status(status).value_or(StatusCode::kUnknown);
-    auto pushback = policy::Pushback::none();
-    if (std::string_view p = h2::find_header(headers, "grpc-retry-pushback-ms"); !p.empty()) {
-      pushback = policy::Pushback::parse(p);
-    }
-    report_attempt(is_failure(code));
-    if (maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback)) return;
+    if (retry_final_status(headers)) return;
     // Forwarded as one HEADERS frame, so it stays a trailers-only response.
     response_complete_ = true;
     stop_deadline();
@@ -716,16 +719,9 @@ void Call::on_response_data(const uint8_t* data, size_t len) {
 void Call::on_response_trailers(h2::HeaderList trailers) {
   if (state_ == State::kHolding) {
     if (attempt_timer_) attempt_timer_->stop();
-    // Nothing was forwarded yet: the trailers' status is retried like a trailers-only one.
-    std::string_view status = h2::find_header(trailers, "grpc-status");
-    auto code = grpc::parse_status(status).value_or(StatusCode::kUnknown);
-    auto pushback = policy::Pushback::none();
-    if (std::string_view p = h2::find_header(trailers, "grpc-retry-pushback-ms"); !p.empty()) {
-      pushback = policy::Pushback::parse(p);
-    }
-    report_attempt(is_failure(code));
-    // maybe_retry fed the retry budget with this outcome either way.
-    if (maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback)) return;
+    // Nothing was forwarded yet: the trailers' status is retried like a trailers-only one
+    // (and the retry budget is fed with this outcome either way).
+    if (retry_final_status(trailers)) return;
     commit_held();
     return finish_response(std::move(trailers));
   }

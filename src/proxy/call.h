@@ -108,6 +108,9 @@ class Call final : public h2::StreamHandler,
   // Asks the route's retry policy about an attempt that ended before commit with |outcome|;
   // on a retry, tears the attempt down and arms the backoff. False: answer the call now.
   bool maybe_retry(policy::Outcome outcome, policy::Pushback pushback);
+  // A final status that arrived before anything was forwarded (a trailers-only response, or a
+  // held response's trailers): reports the attempt and asks maybe_retry. True: retried.
+  bool retry_final_status(const h2::HeaderList& block);
   void on_attempt_timeout();
   // Whether response headers that just arrived are held instead of forwarded: only when a
   // trailer status could still be retried (a retry route, a complete one-message request that
