@@ -463,23 +463,30 @@ TEST(Policies, Outbound_PerTryTimeoutRunsWhileHolding) {
   EXPECT_EQ(server.calls("ServerStream"), 2);
 }
 
+// A two-message server stream, |interval_ms| apart: asserts the first message arrives within
+// |first_within| (it was not held for the second) and the stream then ends OK.
+void expect_first_message_not_held(skiff::testing::TestService::Stub& stub, int interval_ms,
+                                   Millis first_within) {
+  Request req;
+  req.set_response_count(2);
+  req.set_interval_ms(interval_ms);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(in(kCallDeadline));
+  const auto start = Clock::now();
+  auto reader = stub.ServerStream(&ctx, req);
+  Response resp;
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_LT(Clock::now() - start, first_within) << "the first message waited for the second";
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_FALSE(reader->Read(&resp));
+  EXPECT_TRUE(is_ok(reader->Finish()));
+}
+
 TEST(Policies, Outbound_RouteWithoutRetryNeverHolds) {
   TestServer server;
   SkiffProcess skiff(config_with(server, ""));
   auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
-  Request req;
-  req.set_response_count(2);
-  req.set_interval_ms(2000);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(in(kCallDeadline));
-  const auto start = Clock::now();
-  auto reader = stub->ServerStream(&ctx, req);
-  Response resp;
-  ASSERT_TRUE(reader->Read(&resp));
-  EXPECT_LT(Clock::now() - start, Millis(1500)) << "the first message was held";
-  ASSERT_TRUE(reader->Read(&resp));
-  EXPECT_FALSE(reader->Read(&resp));
-  EXPECT_TRUE(is_ok(reader->Finish()));
+  expect_first_message_not_held(*stub, 2000, Millis(1500));
 }
 
 TEST(Policies, Outbound_RetryRouteServerStreamHoldsItsFirstMessageBriefly) {
@@ -488,19 +495,7 @@ TEST(Policies, Outbound_RetryRouteServerStreamHoldsItsFirstMessageBriefly) {
   // trailers may be minutes away: a whole held message waits at most 250 ms.
   SkiffProcess skiff(config_with(server, "        retry: { max_attempts: 3 }\n"));
   auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
-  Request req;
-  req.set_response_count(2);
-  req.set_interval_ms(3000);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(in(kCallDeadline));
-  const auto start = Clock::now();
-  auto reader = stub->ServerStream(&ctx, req);
-  Response resp;
-  ASSERT_TRUE(reader->Read(&resp));
-  EXPECT_LT(Clock::now() - start, Millis(2000)) << "the first message waited for the second";
-  ASSERT_TRUE(reader->Read(&resp));
-  EXPECT_FALSE(reader->Read(&resp));
-  EXPECT_TRUE(is_ok(reader->Finish()));
+  expect_first_message_not_held(*stub, 3000, Millis(2000));
   EXPECT_EQ(server.calls("ServerStream"), 1);
 }
 
