@@ -593,10 +593,27 @@ Retry read_retry(const Value& value) {
   return retry;
 }
 
+// Route `hedging` (docs/policies.md "hedging").
+Hedging read_hedging(const Value& value) {
+  const MapReader map(value, {"max_attempts", "hedging_delay", "non_fatal_codes", "buffer_bytes"});
+  Hedging hedging;
+  hedging.pos = value.pos;
+  if (auto attempts = map.find("max_attempts")) {
+    hedging.max_attempts = static_cast<uint32_t>(read_integer(*attempts, 1, 5));
+  }
+  hedging.hedging_delay = read_duration(map.require("hedging_delay"));
+  if (auto codes = map.find("non_fatal_codes")) hedging.non_fatal = read_status_names(*codes);
+  if (auto buffer = map.find("buffer_bytes")) {
+    hedging.buffer_bytes = static_cast<uint32_t>(read_integer(*buffer, 0, 16 * kMiB));
+  }
+  return hedging;
+}
+
 Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
-  const MapReader map(value, {"match", "cluster", "timeout", "allow", "rate_limit",
-                              "message_rate_limit", "circuit_breaker", "retry", "failure_codes",
-                              "max_request_message_bytes", "max_response_message_bytes"});
+  const MapReader map(value,
+                      {"match", "cluster", "timeout", "grpc_timeout_offset", "allow", "rate_limit",
+                       "message_rate_limit", "circuit_breaker", "retry", "hedging", "failure_codes",
+                       "max_request_message_bytes", "max_response_message_bytes"});
   Route route;
   route.pos = value.pos;
 
@@ -616,6 +633,9 @@ Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
     route.timeout = read_duration(*timeout);
     if (route.timeout->count() == 0) fail(*timeout, "must be greater than 0");
   }
+  if (auto offset = map.find("grpc_timeout_offset")) {
+    route.grpc_timeout_offset = read_duration(*offset);
+  }
   if (auto allow = map.find("allow")) {
     route.allow = read_identity_patterns(*allow);
     route.allow_pos = allow->pos;
@@ -633,6 +653,14 @@ Route read_route(const Value& value, std::vector<ClusterRef>& cluster_refs) {
     route.circuit_breaker = read_circuit_breaker(*breaker);
   }
   if (auto retry = map.find("retry")) route.retry = read_retry(*retry);
+  if (auto hedging = map.find("hedging")) {
+    if (route.retry) {
+      fail(*hedging,
+           "a route has either retry or hedging, not both (as in gRPC service config); "
+           "hedging is for idempotent methods only");
+    }
+    route.hedging = read_hedging(*hedging);
+  }
   if (auto max = map.find("max_request_message_bytes")) {
     route.max_request_message_bytes = static_cast<uint32_t>(read_integer(*max, 1, kMaxInt31));
   }
@@ -720,8 +748,8 @@ OutlierDetection read_outlier_detection(const Value& value) {
 
 // Cluster `circuit_breaker` (docs/policies.md "Cluster thresholds").
 ClusterCircuitBreaker read_cluster_circuit_breaker(const Value& value) {
-  const MapReader map(value,
-                      {"max_connections", "max_pending_requests", "max_requests", "max_retries"});
+  const MapReader map(value, {"max_connections", "max_pending_requests", "max_requests",
+                              "max_retries", "retry_budget"});
   ClusterCircuitBreaker breaker;
   breaker.pos = value.pos;
   if (auto max = map.find("max_connections")) {
@@ -735,6 +763,17 @@ ClusterCircuitBreaker read_cluster_circuit_breaker(const Value& value) {
   }
   if (auto max = map.find("max_retries")) {
     breaker.max_retries = static_cast<uint32_t>(read_integer(*max, 1, 1000000));
+  }
+  if (auto budget_value = map.find("retry_budget")) {
+    const MapReader budget(*budget_value, {"budget_percent", "min_retry_concurrency"});
+    ClusterCircuitBreaker::RetryBudget b;
+    if (auto percent = budget.find("budget_percent")) {
+      b.budget_percent = read_number(*percent, 0, 100, "0..100");
+    }
+    if (auto min = budget.find("min_retry_concurrency")) {
+      b.min_retry_concurrency = static_cast<uint32_t>(read_integer(*min, 0, 1000000));
+    }
+    breaker.retry_budget = b;
   }
   return breaker;
 }
@@ -757,14 +796,29 @@ PeakEwma read_peak_ewma(const Value& value) {
   return params;
 }
 
+// Cluster `retry_throttling` (docs/policies.md "retry_throttling").
+RetryThrottling read_retry_throttling(const Value& value) {
+  const MapReader map(value, {"max_tokens", "token_ratio"});
+  RetryThrottling throttling;
+  throttling.pos = value.pos;
+  if (auto tokens = map.find("max_tokens")) {
+    throttling.max_tokens = static_cast<uint32_t>(read_integer(*tokens, 1, 1000));
+  }
+  if (auto ratio = map.find("token_ratio")) {
+    throttling.token_ratio = read_number(*ratio, 0.001, 1000, "0.001..1000");
+  }
+  return throttling;
+}
+
 // Reads one cluster; |earlier| are the clusters before it, which it must not duplicate.
 Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
-  const MapReader map(
-      value, {"name", "endpoints", "load_balancing", "peak_ewma", "connect_timeout",
-              "max_connections_per_endpoint", "tls", "outlier_detection", "circuit_breaker"});
+  const MapReader map(value, {"name", "endpoints", "load_balancing", "peak_ewma", "connect_timeout",
+                              "max_connections_per_endpoint", "tls", "outlier_detection",
+                              "circuit_breaker", "retry_throttling"});
   Cluster cluster;
   cluster.pos = value.pos;
   cluster.circuit_breaker.pos = value.pos;
+  cluster.retry_throttling.pos = value.pos;
 
   const Value name = map.require("name");
   cluster.name = read_name(name);
@@ -823,6 +877,9 @@ Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
   }
   if (auto breaker = map.find("circuit_breaker")) {
     cluster.circuit_breaker = read_cluster_circuit_breaker(*breaker);
+  }
+  if (auto throttling = map.find("retry_throttling")) {
+    cluster.retry_throttling = read_retry_throttling(*throttling);
   }
   return cluster;
 }

@@ -89,10 +89,21 @@ struct Retry {
   Position pos;
 };
 
+// Route `hedging` (docs/policies.md "hedging"): gRFC A6 hedging, for idempotent methods only.
+// A route has `retry` or `hedging`, not both (as in gRPC service config).
+struct Hedging {
+  uint32_t max_attempts = 2;           // copies, the first included: 1..5
+  Millis hedging_delay{0};             // required, >= 0
+  std::vector<Retry::Code> non_fatal;  // `non_fatal_codes`; empty = any error is fatal
+  uint32_t buffer_bytes = 64 * 1024;   // replay buffer; a larger request gets one copy
+  Position pos;
+};
+
 struct Route {
   RouteMatch match;
   std::string cluster;
   std::optional<Millis> timeout;  // cap on the call's deadline; none = no cap
+  Millis grpc_timeout_offset{0};  // subtracted from the client's grpc-timeout
   std::optional<RateLimit> rate_limit;
   std::optional<MessageRateLimit> message_rate_limit;
   // What counts as a failure for the breaker, outlier detection and retry's default `on`
@@ -101,6 +112,7 @@ struct Route {
   Position failure_codes_pos;
   std::optional<CircuitBreaker> circuit_breaker;
   std::optional<Retry> retry;
+  std::optional<Hedging> hedging;
   // Largest gRPC message in each direction (from the 5-byte prefix); none = no limit.
   std::optional<uint32_t> max_request_message_bytes;
   std::optional<uint32_t> max_response_message_bytes;
@@ -175,6 +187,21 @@ struct ClusterCircuitBreaker {
   uint32_t max_pending_requests = 1024;  // 1..1000000: calls waiting for a connection/stream
   uint32_t max_requests = 1024;          // 1..1000000: active calls
   uint32_t max_retries = 3;              // 1..1000000: retries in flight
+  // Envoy `retry_budget`: when set, retries in flight are capped by budget_percent of the
+  // active + pending requests (at least min_retry_concurrency) instead of max_retries.
+  struct RetryBudget {
+    double budget_percent = 20.0;        // 0..100
+    uint32_t min_retry_concurrency = 3;  // 0..1000000
+  };
+  std::optional<RetryBudget> retry_budget;
+  Position pos;
+};
+
+// Cluster `retry_throttling` (docs/policies.md): gRFC A6 retry throttling, shared by every
+// route to the cluster and every worker.
+struct RetryThrottling {
+  uint32_t max_tokens = 10;  // 1..1000
+  double token_ratio = 0.1;  // 0.001..1000 (three decimals are kept, as in gRPC)
   Position pos;
 };
 
@@ -187,6 +214,7 @@ struct Cluster {
   uint32_t max_connections_per_endpoint = 4;  // pool size per worker per endpoint
   std::optional<OutlierDetection> outlier_detection;
   ClusterCircuitBreaker circuit_breaker;  // always on; the defaults when absent
+  RetryThrottling retry_throttling;       // always on; the defaults when absent
   std::optional<ClusterTls> tls;          // none = plaintext h2c
   Position pos;
 };

@@ -56,6 +56,11 @@ void Body::rewind() {
   sent_ = 0;
 }
 
+std::string_view Body::replay_bytes() const {
+  SKIFF_CHECK(retaining_);
+  return buffer_;
+}
+
 void Body::release() {
   retaining_ = false;
   compact();

@@ -12,6 +12,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "h2/header.h"
 
@@ -40,6 +41,8 @@ class Body {
   bool overflowed() const { return overflowed_; }
   // The next attempt sends from the first byte again (only while retaining).
   void rewind();
+  // Every byte received so far, from the first (only while retaining): a hedged copy's request.
+  std::string_view replay_bytes() const;
   // The call is committed: nothing will be replayed; drop what was sent.
   void release();
 

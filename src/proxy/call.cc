@@ -59,16 +59,18 @@ std::string describe_h2_error(uint32_t code) {
   return std::string(nghttp2_http2_strerror(code));
 }
 
-constexpr std::array<std::pair<int, int>, 9> kLegalTransitions = {{
+constexpr std::array<std::pair<int, int>, 11> kLegalTransitions = {{
     {0, 1},  // kRouting -> kWaiting
     {1, 2},  // kWaiting -> kForwarding
-    {2, 4},  // kForwarding -> kCommitted
-    {4, 5},  // kCommitted -> kDone
-    {2, 5},  // kForwarding -> kDone (trailers-only response)
+    {2, 5},  // kForwarding -> kCommitted
+    {5, 6},  // kCommitted -> kDone
+    {2, 6},  // kForwarding -> kDone (trailers-only response)
     {2, 1},  // kForwarding -> kWaiting (retry)
     {2, 3},  // kForwarding -> kHolding (unary response held)
-    {3, 4},  // kHolding -> kCommitted (held headers forwarded)
+    {3, 5},  // kHolding -> kCommitted (held headers forwarded)
     {3, 1},  // kHolding -> kWaiting (retry on the trailers' status)
+    {0, 4},  // kRouting -> kHedging
+    {4, 2},  // kHedging -> kForwarding (a copy's response headers: it is adopted)
 }};
 
 // The most response bytes held back while the trailers may still ask for a retry. Held bytes
@@ -86,6 +88,94 @@ double jitter01() {
 
 }  // namespace
 
+// One hedged copy: its own upstream stream (and, after the first copy, its own finished copy
+// of the request). Until it is adopted it reports to the Call's on_copy_* methods; once adopted
+// it passes its stream's events to the Call's own handlers, as if the Call had opened it.
+class Call::Copy final : public h2::ClientStreamHandler, public upstream::Waiter {
+ public:
+  // |source| is where request DATA comes from: the Call's body for the first copy (which may
+  // still be arriving), null for a later one (its own, filled by the Call).
+  Copy(Call& call, unsigned index, h2::Body* source)
+      : call_(call), index_(index), source_(source != nullptr ? source : &own_body_) {}
+  ~Copy() override { cancel(); }
+
+  unsigned index() const { return index_; }
+  h2::Body& own_body() { return own_body_; }
+
+  // Stops the copy: leaves the pool's queue, or cancels its stream. Not the adopted copy's
+  // stream, which is the Call's to close.
+  void cancel() {
+    if (waiting) {
+      waiting = false;
+      call_.pool_->cancel(this);
+    }
+    ticket.release();
+    retry_lease.reset();
+    if (session != nullptr && !adopted) {
+      h2::ClientSession* s = session;
+      session = nullptr;
+      s->detach(stream_id);
+    }
+  }
+
+  // upstream::Waiter
+  void on_upstream_ready(h2::ClientSession* s, const upstream::EndpointSpec& endpoint,
+                         upstream::AttemptTicket t) override {
+    waiting = false;
+    call_.on_copy_ready(*this, s, endpoint, std::move(t));
+  }
+  void on_upstream_failure(std::string reason) override {
+    waiting = false;
+    call_.on_copy_failed(*this, policy::ProxyFailure::kConnectFailure, std::move(reason));
+  }
+
+  // h2::ClientStreamHandler
+  void on_response_headers(h2::HeaderList headers, bool end_stream) override {
+    if (adopted) return call_.on_response_headers(std::move(headers), end_stream);
+    call_.on_copy_headers(*this, std::move(headers), end_stream);
+  }
+  void on_response_data(const uint8_t* data, size_t len) override {
+    if (adopted) return call_.on_response_data(data, len);
+    // Not expected (response headers adopt the copy), but the window credit must go back.
+    if (session != nullptr) session->consume(stream_id, len);
+  }
+  void on_response_trailers(h2::HeaderList trailers) override {
+    if (adopted) call_.on_response_trailers(std::move(trailers));
+  }
+  void on_upstream_close(uint32_t error_code) override {
+    if (adopted) return call_.on_upstream_close(error_code);
+    h2::ClientSession* s = session;
+    session = nullptr;
+    ticket.release();
+    if (!finished) call_.on_copy_closed(*this, error_code, s);
+  }
+  h2::Body* request_body() override { return source_; }
+
+  // The Call's bookkeeping of this copy.
+  bool waiting = false;                  // queued in the pool for a stream slot
+  bool finished = false;                 // its answer was handled, or it was cancelled
+  bool adopted = false;                  // the winner: the Call's upstream stream
+  h2::ClientSession* session = nullptr;  // while its stream is open
+  int32_t stream_id = -1;
+  const upstream::EndpointSpec* endpoint = nullptr;
+  upstream::AttemptTicket ticket;
+  policy::ClusterLimits::Lease retry_lease;  // copies after the first count as retries
+
+ private:
+  Call& call_;
+  const unsigned index_;
+  h2::Body own_body_;
+  h2::Body* const source_;
+};
+
+struct Call::Hedge {
+  policy::HedgeState state;
+  std::vector<std::unique_ptr<Copy>> copies;
+  std::optional<net::Timer> timer;  // when the next copy is due
+  // The latest non-fatal answer: forwarded if no copy wins.
+  std::optional<std::variant<h2::HeaderList, grpc::LocalReply>> last;
+};
+
 Call::Call(CallContext context, h2::ServerStream& downstream)
     : ctx_(std::move(context)), downstream_(&downstream), downstream_id_(downstream.id()) {
   // Request bytes leave the downstream window until the upstream session has taken them.
@@ -93,7 +183,12 @@ Call::Call(CallContext context, h2::ServerStream& downstream)
     if (downstream_ != nullptr) downstream_->session().consume(downstream_id_, n);
   });
   request_body_.set_on_readable([this] {
-    if (upstream_ != nullptr) upstream_->resume_data(upstream_id_);
+    if (upstream_ != nullptr) return upstream_->resume_data(upstream_id_);
+    // Hedging: the first copy streams the request as it arrives (later ones have their own).
+    if (hedge_ && !hedge_->copies.empty()) {
+      const Copy& first = *hedge_->copies.front();
+      if (first.session != nullptr) first.session->resume_data(first.stream_id);
+    }
   });
   response_body_.set_on_drained([this](size_t n) {
     if (upstream_ != nullptr) upstream_->consume(upstream_id_, n);
@@ -105,7 +200,12 @@ Call::Call(CallContext context, h2::ServerStream& downstream)
   });
 }
 
-Call::~Call() { cancel_upstream(); }
+Call::~Call() {
+  cancel_upstream();
+  // Copies may still be registered with a session (a finished copy whose stream has not
+  // closed yet): they detach as they go, before the Call's members they point to.
+  hedge_.reset();
+}
 
 void Call::transition_to(State next) {
   if (next == state_) return;
@@ -170,7 +270,7 @@ void Call::start() {
   request_body_.retain(policy_->retry_buffer_bytes);
   response_framer_ = grpc::MessageFramer(policy_->max_response_message_bytes);
 
-  // Deadline = min(grpc-timeout, route timeout).
+  // Deadline = min(grpc-timeout - grpc_timeout_offset, route timeout).
   std::optional<std::chrono::nanoseconds> budget;
   if (std::string_view t = h2::find_header(headers, "grpc-timeout"); !t.empty()) {
     auto parsed = grpc::parse_timeout(t);
@@ -179,7 +279,8 @@ void Call::start() {
           {StatusCode::kInternal, "malformed grpc-timeout \"" + std::string(t) +
                                       "\": " + std::string(to_string(parsed.error()))});
     }
-    budget = *parsed;
+    budget = *parsed -
+             std::chrono::duration_cast<std::chrono::nanoseconds>(policy_->grpc_timeout_offset);
   }
   if (route_->timeout && (!budget || *route_->timeout < *budget)) budget = *route_->timeout;
   if (budget) {
@@ -200,6 +301,11 @@ void Call::start() {
   if (!admit_cluster_limits()) return;
   if (!admit_breaker()) return;
   pool_ = ctx_.pools[route_->cluster].get();
+  if (policy_->hedging) {
+    hedge_ = std::make_unique<Hedge>();
+    transition_to(State::kHedging);
+    return pump_hedges();
+  }
   transition_to(State::kWaiting);
   waiting_in_pool_ = true;
   pool_->acquire(this);
@@ -216,7 +322,9 @@ void Call::on_upstream_ready(h2::ClientSession* session, const upstream::Endpoin
   std::string timeout_scratch;
   std::string attempts_scratch;
   int32_t id =
-      session->open_stream(upstream_request_headers(timeout_scratch, attempts_scratch), this);
+      session->open_stream(upstream_request_headers(endpoint, retry_state_.previous_attempts(),
+                                                    timeout_scratch, attempts_scratch),
+                           this);
   if (id < 0) {
     return reply_local({StatusCode::kUnavailable,
                         "cannot open a stream to " + endpoint.name + ": " + nghttp2_strerror(id)});
@@ -324,6 +432,7 @@ void Call::on_attempt_timeout() {
 }
 
 std::span<const h2::HeaderView> Call::upstream_request_headers(
+    const upstream::EndpointSpec& endpoint, unsigned previous_attempts,
     std::string& timeout_scratch, std::string& attempts_scratch) const {
   // Reused per thread: building the block allocates nothing in steady state.
   thread_local std::vector<h2::HeaderView> out;
@@ -332,7 +441,7 @@ std::span<const h2::HeaderView> Call::upstream_request_headers(
   std::string_view authority = h2::find_header(in, ":authority");
   out.push_back({":method", "POST"});
   out.push_back({":scheme", pool_->spec().tls ? "https" : "http"});
-  out.push_back({":authority", authority.empty() ? std::string_view(endpoint_->name) : authority});
+  out.push_back({":authority", authority.empty() ? std::string_view(endpoint.name) : authority});
   out.push_back({":path", h2::find_header(in, ":path")});
   const bool traced = trace_.has_value();
   for (const h2::Header& h : in) {
@@ -359,8 +468,8 @@ std::span<const h2::HeaderView> Call::upstream_request_headers(
         grpc::format_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(*left));
     out.push_back({"grpc-timeout", timeout_scratch});
   }
-  if (unsigned previous = retry_state_.previous_attempts(); previous > 0) {
-    attempts_scratch = std::to_string(previous);
+  if (previous_attempts > 0) {
+    attempts_scratch = std::to_string(previous_attempts);
     out.push_back({"grpc-previous-rpc-attempts", attempts_scratch});
   }
   return out;
@@ -404,6 +513,8 @@ void Call::on_request_end() {
     return;
   }
   request_body_.finish();
+  // Later hedged copies replay the whole request: the ones due can go now.
+  if (state_ == State::kHedging) pump_hedges();
 }
 
 void Call::reject_request(StatusCode code, const char* what) {
@@ -536,13 +647,23 @@ bool Call::retry_final_status(const h2::HeaderList& block) {
   return maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback);
 }
 
-void Call::report_attempt(bool failure) {
-  if (endpoint_ == nullptr || !pool_->spec().outliers) return;
+void Call::report_attempt(const upstream::EndpointSpec* endpoint, bool failure) {
+  if (endpoint == nullptr || !pool_->spec().outliers) return;
   policy::OutlierEvent event =
-      pool_->spec().outliers->on_result(endpoint_->index, failure, base::SteadyClock::now());
+      pool_->spec().outliers->on_result(endpoint->index, failure, base::SteadyClock::now());
   if (event == policy::OutlierEvent::kEjected) {
-    SKIFF_LOG(kInfo) << "cluster \"" << pool_->spec().name << "\": ejected " << endpoint_->name
+    SKIFF_LOG(kInfo) << "cluster \"" << pool_->spec().name << "\": ejected " << endpoint->name
                      << " after consecutive failures";
+  }
+}
+
+void Call::feed_retry_budget(StatusCode code) {
+  if (!policy_->retry_budget) return;
+  if (code == StatusCode::kOk) return policy_->retry_budget->on_success();
+  const auto c = static_cast<uint8_t>(code);
+  if (policy_->retry ? policy_->retry->retry_on.contains(c)
+                     : policy_->hedging->non_fatal.contains(c)) {
+    policy_->retry_budget->on_failure();
   }
 }
 
@@ -656,14 +777,7 @@ void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
   if (end_stream) {
     // Trailers-only: nothing was forwarded yet, so a retryable status may still be retried.
     if (retry_final_status(headers)) return;
-    // Forwarded as one HEADERS frame, so it stays a trailers-only response.
-    response_complete_ = true;
-    stop_deadline();
-    transition_to(State::kDone);
-    note_status(headers);
-    downstream_->session().submit_response(downstream_id_, filter_response(std::move(headers)),
-                                           /*with_body=*/false);
-    return;
+    return forward_trailers_only(std::move(headers));
   }
   if (hold) {
     // A unary response: a retryable status in its trailers can still be retried, so nothing
@@ -728,14 +842,18 @@ void Call::on_response_trailers(h2::HeaderList trailers) {
   if (state_ != State::kCommitted) return;
   finish_response(std::move(trailers));
   report_attempt(is_failure(*final_status_));
-  if (policy_->retry_budget && final_status_) {
-    // Committed calls feed the cluster's retry throttling too (gRFC A6).
-    if (*final_status_ == StatusCode::kOk) {
-      policy_->retry_budget->on_success();
-    } else if (policy_->retry->retry_on.contains(static_cast<uint8_t>(*final_status_))) {
-      policy_->retry_budget->on_failure();
-    }
-  }
+  // Committed calls feed the cluster's retry throttling too (gRFC A6).
+  feed_retry_budget(*final_status_);
+}
+
+void Call::forward_trailers_only(h2::HeaderList headers) {
+  // Forwarded as one HEADERS frame, so it stays a trailers-only response.
+  response_complete_ = true;
+  stop_deadline();
+  transition_to(State::kDone);
+  note_status(headers);
+  downstream_->session().submit_response(downstream_id_, filter_response(std::move(headers)),
+                                         /*with_body=*/false);
 }
 
 void Call::finish_response(h2::HeaderList trailers) {
@@ -826,6 +944,7 @@ void Call::stop_deadline() {
 }
 
 void Call::cancel_upstream() {
+  cancel_copies();
   if (retry_timer_) retry_timer_->stop();
   if (attempt_timer_) attempt_timer_->stop();
   attempt_.release();
@@ -838,6 +957,207 @@ void Call::cancel_upstream() {
     upstream_ = nullptr;
     session->consume(upstream_id_, response_body_.undrained());
     session->detach(upstream_id_);
+  }
+}
+
+policy::HedgeGate Call::hedge_gate() const {
+  policy::HedgeGate gate;
+  gate.throttled = policy_->retry_budget && !policy_->retry_budget->retry_allowed();
+  // A copy replays the whole request: once it outgrew buffer_bytes, one copy is all (A6).
+  gate.buffer_overflowed = !request_body_.retaining();
+  gate.deadline = deadline_ ? policy::Deadline::at(*deadline_) : policy::Deadline::none();
+  return gate;
+}
+
+void Call::pump_hedges() {
+  Hedge& h = *hedge_;
+  while (state_ == State::kHedging) {
+    const auto now = base::SteadyClock::now();
+    const policy::HedgeTiming timing = policy_->hedging->next_hedge(h.state, hedge_gate(), now);
+    if (timing.kind == policy::HedgeTiming::Kind::kNoMore) {
+      if (h.state.outstanding == 0) answer_hedged();
+      return;
+    }
+    if (timing.kind == policy::HedgeTiming::Kind::kWaitUntil) {
+      if (!h.timer) h.timer.emplace(ctx_.worker.timer_pool(), [this] { pump_hedges(); });
+      h.timer->start(std::chrono::ceil<std::chrono::milliseconds>(timing.at - now));
+      return;
+    }
+    // A later copy carries the whole request: until it has all arrived, on_request_end asks
+    // again.
+    if (h.state.sent > 0 && !request_body_.finished()) return;
+    send_copy();
+  }
+}
+
+void Call::send_copy() {
+  Hedge& h = *hedge_;
+  const unsigned index = h.state.sent;
+  std::unique_ptr<Copy> copy;
+  if (index == 0) {
+    copy = std::make_unique<Copy>(*this, 0, &request_body_);
+  } else {
+    // Cluster max_retries: a copy after the first counts as a retry while it runs.
+    auto lease =
+        ctx_.snapshot->clusters[route_->cluster].limits->acquire(policy::ClusterResource::kRetries);
+    if (!lease) {
+      SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": no hedged copy (cluster max_retries)";
+      counters_->retry_budget_exhausted.add();
+      h.state.stopped = true;
+      return;
+    }
+    copy = std::make_unique<Copy>(*this, index, nullptr);
+    copy->retry_lease = std::move(lease);
+    // Its own copy of the whole request. The downstream's window credit for those bytes goes
+    // back now: the first copy may never take them all.
+    request_body_.credit_received();
+    std::string_view bytes = request_body_.replay_bytes();
+    copy->own_body().append(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    copy->own_body().finish();
+    counters_->hedges.add();
+  }
+  policy_->hedging->on_sent(h.state, base::SteadyClock::now());
+  // Spread the copies: not the endpoint the previous copy went to, when there is another.
+  std::optional<size_t> avoid;
+  if (!h.copies.empty() && h.copies.back()->endpoint != nullptr) {
+    avoid = h.copies.back()->endpoint->index;
+  }
+  Copy& sent = *copy;
+  h.copies.push_back(std::move(copy));
+  sent.waiting = true;
+  pool_->acquire(&sent, avoid);
+}
+
+void Call::on_copy_ready(Copy& copy, h2::ClientSession* session,
+                         const upstream::EndpointSpec& endpoint, upstream::AttemptTicket ticket) {
+  if (state_ != State::kHedging) return;
+  copy.endpoint = &endpoint;
+  std::string timeout_scratch;
+  std::string attempts_scratch;
+  // A6: a hedged copy's grpc-previous-rpc-attempts is the number of copies sent before it.
+  int32_t id = session->open_stream(
+      upstream_request_headers(endpoint, copy.index(), timeout_scratch, attempts_scratch), &copy);
+  if (id < 0) {
+    return on_copy_failed(copy, policy::ProxyFailure::kConnectFailure,
+                          "cannot open a stream to " + endpoint.name + ": " + nghttp2_strerror(id));
+  }
+  copy.session = session;
+  copy.stream_id = id;
+  copy.ticket = std::move(ticket);
+  ++attempts_;
+  SKIFF_LOG(kTrace) << "stream " << downstream_id_ << " -> " << endpoint.name << " stream " << id
+                    << " (copy " << copy.index() + 1 << ")";
+}
+
+void Call::on_copy_headers(Copy& copy, h2::HeaderList headers, bool end_stream) {
+  if (state_ != State::kHedging) return;
+  const StatusCode code = status_of(headers);
+  copy.ticket.on_response(end_stream && code == StatusCode::kResourceExhausted);
+  if (!end_stream) {
+    // Response headers commit the call to this copy (A6), whatever its status will be.
+    adopt(copy);
+    return on_response_headers(std::move(headers), false);
+  }
+  copy.finished = true;
+  copy.ticket.release();
+  report_attempt(copy.endpoint, is_failure(code));
+  policy::HedgeResponse response;
+  response.outcome = policy::Outcome::status(static_cast<uint8_t>(code));
+  if (std::string_view p = h2::find_header(headers, "grpc-retry-pushback-ms"); !p.empty()) {
+    response.pushback = policy::Pushback::parse(p);
+  }
+  on_copy_result(copy, response, std::move(headers));
+}
+
+void Call::on_copy_failed(Copy& copy, policy::ProxyFailure failure, std::string reason) {
+  if (state_ != State::kHedging) return;
+  copy.finished = true;
+  policy::HedgeResponse response;
+  response.outcome = policy::Outcome::failure(failure);
+  on_copy_result(copy, response, grpc::LocalReply{StatusCode::kUnavailable, std::move(reason)});
+}
+
+void Call::on_copy_closed(Copy& copy, uint32_t error_code, h2::ClientSession* session) {
+  if (state_ != State::kHedging) return;
+  report_attempt(copy.endpoint, true);
+  const std::string name = copy.endpoint != nullptr ? copy.endpoint->name : "?";
+  std::string what = error_code == h2::kConnectionLost
+                         ? "upstream " + name + " connection lost (" +
+                               (session != nullptr ? session->close_reason() : "") +
+                               ") before response headers"
+                         : "upstream " + name + " reset the stream (" +
+                               describe_h2_error(error_code) + ") before response headers";
+  // REFUSED_STREAM: not processed, and non-fatal by default (docs/policies.md).
+  on_copy_failed(copy,
+                 error_code == NGHTTP2_REFUSED_STREAM ? policy::ProxyFailure::kRefusedStream
+                                                      : policy::ProxyFailure::kReset,
+                 std::move(what));
+}
+
+void Call::on_copy_result(Copy& copy, const policy::HedgeResponse& response,
+                          std::variant<h2::HeaderList, grpc::LocalReply> answer) {
+  Hedge& h = *hedge_;
+  const policy::HedgingPolicy& hedging = *policy_->hedging;
+  if (policy_->retry_budget) {
+    if (response.outcome.is_ok()) {
+      policy_->retry_budget->on_success();
+    } else if (hedging.costs_budget(response)) {
+      policy_->retry_budget->on_failure();
+    }
+  }
+  const policy::HedgeAction action =
+      hedging.on_response(h.state, response, hedge_gate(), base::SteadyClock::now());
+  SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": copy " << copy.index() + 1 << " "
+                    << (response.outcome.is_proxy_failure()
+                            ? policy::to_string(response.outcome.proxy_failure())
+                            : policy::code_name(response.outcome.code()))
+                    << ": " << policy::to_string(action);
+  h.last = std::move(answer);
+  switch (action) {
+    case policy::HedgeAction::kCommit:
+    case policy::HedgeAction::kFatal:
+    case policy::HedgeAction::kGiveUp:
+      endpoint_ = copy.endpoint;
+      return answer_hedged();
+    case policy::HedgeAction::kSendNext:
+    case policy::HedgeAction::kWaitForOthers:
+      return pump_hedges();
+  }
+}
+
+void Call::answer_hedged() {
+  Hedge& h = *hedge_;
+  cancel_copies();
+  if (!h.last) {
+    return reply_local({StatusCode::kUnavailable, "no hedged copy could be sent"});
+  }
+  auto last = std::move(*h.last);
+  h.last.reset();
+  if (auto* reply = std::get_if<grpc::LocalReply>(&last)) return reply_local(std::move(*reply));
+  forward_trailers_only(std::move(std::get<h2::HeaderList>(last)));
+}
+
+void Call::adopt(Copy& copy) {
+  copy.adopted = true;
+  upstream_ = copy.session;
+  upstream_id_ = copy.stream_id;
+  endpoint_ = copy.endpoint;
+  attempt_ = std::move(copy.ticket);
+  retry_lease_ = std::move(copy.retry_lease);
+  cancel_copies();
+  transition_to(State::kForwarding);
+}
+
+void Call::cancel_copies() {
+  if (!hedge_) return;
+  if (hedge_->timer) hedge_->timer->stop();
+  hedge_->state.stopped = true;
+  for (auto& copy : hedge_->copies) {
+    // A finished copy's stream is closing by itself; ~Copy detaches it if it has not.
+    if (copy->adopted || copy->finished) continue;
+    policy::HedgingPolicy::on_cancelled(hedge_->state);
+    copy->finished = true;
+    copy->cancel();
   }
 }
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "grpc/framer.h"
@@ -14,6 +15,7 @@
 #include "h2/client_session.h"
 #include "h2/server_session.h"
 #include "net/timer.h"
+#include "policy/hedging_policy.h"
 #include "policy/message_rate_limiter.h"
 #include "proxy/snapshot.h"
 #include "telemetry/metrics.h"
@@ -67,8 +69,12 @@ class Call final : public h2::StreamHandler,
   // (response complete or answered). A retry goes kForwarding or kHolding -> kWaiting (or
   // kWaiting -> kWaiting after a connect failure). kHolding: response headers (and up to
   // hold_limit() bytes) kept back until the trailers say whether to retry (unary requests on
-  // retry routes only).
-  enum class State { kRouting, kWaiting, kForwarding, kHolding, kCommitted, kDone };
+  // retry routes only). Hedging routes go kRouting -> kHedging (copies racing) -> kForwarding
+  // (the copy whose response headers came first is adopted) or kDone (a trailers-only answer).
+  enum class State { kRouting, kWaiting, kForwarding, kHolding, kHedging, kCommitted, kDone };
+  // One hedged copy of the request, and the hedging state of the call (hedging routes only).
+  class Copy;
+  struct Hedge;
   void transition_to(State next);
 
   // Answers with a trailers-only response (only before commit) and cancels the upstream.
@@ -101,9 +107,13 @@ class Call final : public h2::StreamHandler,
   telemetry::CallRecord make_record() const;
   // Continues or starts the trace (tracing on); computes the trace headers sent upstream.
   void start_trace();
-  // An attempt on endpoint_ ended: feed the cluster's outlier detector (failure = a code from
-  // the failure-code set, a reset, or a per-try timeout).
-  void report_attempt(bool failure);
+  // An attempt on |endpoint| (endpoint_ when not given) ended: feed the cluster's outlier
+  // detector (failure = a code from the failure-code set, a reset, or a per-try timeout).
+  void report_attempt(bool failure) { report_attempt(endpoint_, failure); }
+  void report_attempt(const upstream::EndpointSpec* endpoint, bool failure);
+  // Feeds the cluster's retry throttling with an attempt's final status (gRFC A6: OK adds,
+  // a code the route retries or hedges on takes away).
+  void feed_retry_budget(grpc::StatusCode code);
   void cancel_upstream();
   // Asks the route's retry policy about an attempt that ended before commit with |outcome|;
   // on a retry, tears the attempt down and arms the backoff. False: answer the call now.
@@ -123,10 +133,38 @@ class Call final : public h2::StreamHandler,
   void drop_held();
   // Ends a committed response with the upstream's |trailers|.
   void finish_response(h2::HeaderList trailers);
+  // Forwards a trailers-only response (a final status, nothing forwarded before): the call is
+  // over.
+  void forward_trailers_only(h2::HeaderList headers);
+
+  // Hedging (gRFC A6, docs/policies.md "hedging"). Sends the copies that are due and arms the
+  // hedge timer for the next one; answers when nothing is outstanding and no copy can follow.
+  void pump_hedges();
+  void send_copy();
+  policy::HedgeGate hedge_gate() const;
+  // A copy's events before it wins.
+  void on_copy_ready(Copy& copy, h2::ClientSession* session, const upstream::EndpointSpec& endpoint,
+                     upstream::AttemptTicket ticket);
+  void on_copy_headers(Copy& copy, h2::HeaderList headers, bool end_stream);
+  void on_copy_failed(Copy& copy, policy::ProxyFailure failure, std::string reason);
+  void on_copy_closed(Copy& copy, uint32_t error_code, h2::ClientSession* session);
+  // One copy's final answer (a trailers-only response, or skiff's reply for a proxy failure),
+  // classified by the hedging policy: answer with it, or keep it as the fallback and go on.
+  void on_copy_result(Copy& copy, const policy::HedgeResponse& response,
+                      std::variant<h2::HeaderList, grpc::LocalReply> answer);
+  // Answers with the last copy's answer kept by on_copy_result.
+  void answer_hedged();
+  // Response headers came on |copy|: it becomes the call's upstream stream (kForwarding).
+  void adopt(Copy& copy);
+  // Cancels every copy still racing (not the adopted one) and the hedge timer.
+  void cancel_copies();
   void stop_deadline();
   // The request's header block for the upstream, as views into the downstream's headers
   // (|scratch| holds the few values skiff makes itself).
-  std::span<const h2::HeaderView> upstream_request_headers(std::string& timeout_scratch,
+  // |previous_attempts| is sent as grpc-previous-rpc-attempts when > 0.
+  std::span<const h2::HeaderView> upstream_request_headers(const upstream::EndpointSpec& endpoint,
+                                                           unsigned previous_attempts,
+                                                           std::string& timeout_scratch,
                                                            std::string& attempts_scratch) const;
 
   CallContext ctx_;
@@ -173,6 +211,7 @@ class Call final : public h2::StreamHandler,
   // Armed when the first whole response message is held: a unary response's trailers follow
   // it at once, a server stream's may not come for minutes, so the hold then ends.
   std::optional<net::Timer> hold_timer_;
+  std::unique_ptr<Hedge> hedge_;  // hedging routes only
 };
 
 // Creates a Call for each downstream request of one listener on one worker.

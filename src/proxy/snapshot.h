@@ -12,6 +12,7 @@
 #include "h2/header.h"
 #include "policy/circuit_breaker.h"
 #include "policy/failure_codes.h"
+#include "policy/hedging_policy.h"
 #include "policy/keyed_token_buckets.h"
 #include "policy/retry_budget.h"
 #include "policy/retry_policy.h"
@@ -36,8 +37,12 @@ struct RoutePolicy {
   grpc::StatusCode rate_limited_code = grpc::StatusCode::kResourceExhausted;
   std::shared_ptr<policy::CircuitBreaker> breaker;  // null = no breaker
   std::optional<policy::RetryPolicy> retry;         // none = a single attempt
-  uint32_t retry_buffer_bytes = 64 * 1024;
+  // gRFC A6 hedging (never together with retry); none = one copy of the request.
+  std::optional<policy::HedgingPolicy> hedging;
+  uint32_t retry_buffer_bytes = 64 * 1024;            // retry's or hedging's buffer_bytes
   std::shared_ptr<policy::RetryBudget> retry_budget;  // the cluster's (gRFC A6 throttling)
+  // Subtracted from the client's grpc-timeout, so skiff answers DEADLINE_EXCEEDED first.
+  base::Duration grpc_timeout_offset{};
   uint32_t max_request_message_bytes = UINT32_MAX;
   uint32_t max_response_message_bytes = UINT32_MAX;
 };

@@ -35,7 +35,10 @@ json route_json(const config::Route& r) {
   if (!r.match.service.empty()) match["service"] = r.match.service;
   if (!r.match.method.empty()) match["method"] = r.match.method;
   if (!r.match.authority.empty()) match["authority"] = r.match.authority;
-  json out = {{"match", match}, {"cluster", r.cluster}, {"timeout", optional_duration(r.timeout)}};
+  json out = {{"match", match},
+              {"cluster", r.cluster},
+              {"timeout", optional_duration(r.timeout)},
+              {"grpc_timeout_offset", duration(r.grpc_timeout_offset)}};
   if (r.retry) {
     json on = json::array();
     for (const auto& code : r.retry->on) on.push_back(code.name);
@@ -47,6 +50,14 @@ json route_json(const config::Route& r) {
                       {"max", duration(r.retry->backoff_max)},
                       {"multiplier", r.retry->backoff_multiplier}}},
                     {"buffer_bytes", r.retry->buffer_bytes}};
+  }
+  if (r.hedging) {
+    json non_fatal = json::array();
+    for (const auto& code : r.hedging->non_fatal) non_fatal.push_back(code.name);
+    out["hedging"] = {{"max_attempts", r.hedging->max_attempts},
+                      {"hedging_delay", duration(r.hedging->hedging_delay)},
+                      {"non_fatal_codes", non_fatal},
+                      {"buffer_bytes", r.hedging->buffer_bytes}};
   }
   if (r.rate_limit) {
     out["rate_limit"] = {
@@ -96,7 +107,15 @@ std::string config_json(const config::Config& config) {
                      {{"max_connections", c.circuit_breaker.max_connections},
                       {"max_pending_requests", c.circuit_breaker.max_pending_requests},
                       {"max_requests", c.circuit_breaker.max_requests},
-                      {"max_retries", c.circuit_breaker.max_retries}}}};
+                      {"max_retries", c.circuit_breaker.max_retries}}},
+                    {"retry_throttling",
+                     {{"max_tokens", c.retry_throttling.max_tokens},
+                      {"token_ratio", c.retry_throttling.token_ratio}}}};
+    if (c.circuit_breaker.retry_budget) {
+      cluster["circuit_breaker"]["retry_budget"] = {
+          {"budget_percent", c.circuit_breaker.retry_budget->budget_percent},
+          {"min_retry_concurrency", c.circuit_breaker.retry_budget->min_retry_concurrency}};
+    }
     if (c.peak_ewma) {
       cluster["peak_ewma"] = {
           {"decay", duration(c.peak_ewma->decay)},

@@ -223,6 +223,7 @@ base::Result<proxy::RoutePolicy> to_route_policy(const config::Config& config,
                                                  const config::Route& r,
                                                  std::shared_ptr<policy::RetryBudget> budget) {
   proxy::RoutePolicy p;
+  p.grpc_timeout_offset = r.grpc_timeout_offset;
   if (!r.failure_codes.empty()) {
     auto codes = to_failure_codes(config, r.failure_codes);
     if (!codes) return std::unexpected(codes.error());
@@ -234,6 +235,24 @@ base::Result<proxy::RoutePolicy> to_route_policy(const config::Config& config,
     if (retry->max_attempts > 1) {
       p.retry = *retry;
       p.retry_buffer_bytes = r.retry->buffer_bytes;
+      p.retry_budget = std::move(budget);
+    }
+  }
+  if (r.hedging) {
+    policy::HedgingPolicy hedging;
+    hedging.max_attempts = r.hedging->max_attempts;
+    hedging.hedging_delay = r.hedging->hedging_delay;
+    if (!r.hedging->non_fatal.empty()) {
+      auto non_fatal = to_failure_codes(config, r.hedging->non_fatal);
+      if (!non_fatal) return std::unexpected(non_fatal.error());
+      hedging.non_fatal = *non_fatal;
+    }
+    if (auto valid = hedging.validate(); !valid) {
+      return base::fail(where(config, r.hedging->pos) + valid.error().message);
+    }
+    if (hedging.max_attempts > 1) {
+      p.hedging = hedging;
+      p.retry_buffer_bytes = r.hedging->buffer_bytes;
       p.retry_budget = std::move(budget);
     }
   }
@@ -382,13 +401,22 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
     limits.max_pending_requests = c.circuit_breaker.max_pending_requests;
     limits.max_requests = c.circuit_breaker.max_requests;
     limits.max_retries = c.circuit_breaker.max_retries;
+    if (c.circuit_breaker.retry_budget) {
+      limits.retry_budget =
+          policy::RetryConcurrencyBudget{c.circuit_breaker.retry_budget->budget_percent,
+                                         c.circuit_breaker.retry_budget->min_retry_concurrency};
+    }
     spec.limits = std::make_shared<policy::ClusterLimits>(limits);
     snapshot->clusters.push_back(std::move(spec));
   }
   // gRFC A6 retry throttling is per cluster (a channel, in gRPC terms), shared by all workers.
   std::vector<std::shared_ptr<policy::RetryBudget>> budgets;
-  for (size_t i = 0; i < config.clusters.size(); ++i) {
-    budgets.push_back(std::make_shared<policy::RetryBudget>());
+  for (const config::Cluster& c : config.clusters) {
+    policy::RetryBudgetParams params{c.retry_throttling.max_tokens, c.retry_throttling.token_ratio};
+    if (auto valid = params.validate(); !valid) {
+      return base::fail(where(config, c.retry_throttling.pos) + valid.error().message);
+    }
+    budgets.push_back(std::make_shared<policy::RetryBudget>(params));
   }
   // One metric series per distinct (listener, service, method) a route names; methods and
   // services no route names share "_other" (bounded cardinality).

@@ -152,6 +152,10 @@ void Metrics::collect_calls(Families& out) const {
    [](const CallCounters& c) -> auto& {return c.retry_buffer_overflows;
 }
 }
+, {"skiff_hedges_total", "Hedged copies sent (copies of a request after the first).",
+   [](const CallCounters& c) -> auto& {return c.hedges;
+}
+}
 , {"skiff_rate_limited_total", "Calls rejected by the route's rate limit.",
    [](const CallCounters& c) -> auto& {return c.rate_limited;
 }

@@ -53,6 +53,7 @@ struct alignas(64) CallCounters {
   base::Counter retries;                 // attempts after the first
   base::Counter retry_budget_exhausted;  // a retry the cluster's budget refused
   base::Counter retry_buffer_overflows;  // a request too large to replay: not retryable
+  base::Counter hedges;                  // hedged copies after the first
   base::Counter rate_limited;            // answered by the route's rate limit
   base::Counter breaker_rejections;      // answered by the route's open circuit breaker
 

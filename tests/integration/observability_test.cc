@@ -618,6 +618,40 @@ TEST(Observability, MetricsExactCounts) {
   EXPECT_EQ(again.sum("skiff_calls_total"), kTotal);
 }
 
+// Hedged copies are counted per series: a first copy answering UNAVAILABLE (non-fatal) sends
+// exactly one more.
+TEST(Observability, HedgesCounted) {
+  TestServer server;
+  const std::string yaml =
+      "workers: 1\n"
+      "listeners:\n"
+      "  - name: outbound\n"
+      "    address: 127.0.0.1:0\n"
+      "    routes:\n"
+      "      - match: {}\n"
+      "        cluster: backend\n"
+      "        hedging: { max_attempts: 2, hedging_delay: 60s, non_fatal_codes: [unavailable] }\n"
+      "clusters:\n"
+      "  - name: backend\n"
+      "    endpoints: [ \"" +
+      server.address() +
+      "\" ]\n"
+      "admin:\n"
+      "  address: 127.0.0.1:0\n";
+  SkiffProcess skiff(yaml, admin_options());
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  constexpr int kCalls = 3;
+  Request req = failing_with(StatusCode::UNAVAILABLE);
+  req.set_fail_attempts(1);
+  for (int i = 0; i < kCalls; ++i) ASSERT_TRUE(is_ok(unary(*stub, req)));
+  const Scrape m = scrape_after_calls(skiff, kCalls);
+  const std::map<std::string, std::string> labels = {
+      {"listener", "outbound"}, {"service", "_other"}, {"method", "_other"}};
+  EXPECT_EQ(m.value("skiff_hedges_total", labels), kCalls) << m.text();
+  EXPECT_EQ(m.sum("skiff_retries_total"), 0);
+  EXPECT_EQ(server.calls("Unary"), 2 * kCalls);
+}
+
 // Random :paths must not create series: everything no route names is "_other".
 TEST(Observability, CardinalityBoundedUnderRandomMethods) {
   TestServer server;

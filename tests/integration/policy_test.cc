@@ -273,6 +273,49 @@ TEST(Policies, Outbound_RetryBudgetCapsRetriesUnderTotalFailure) {
   EXPECT_GE(server.calls("Unary"), kCalls + 1);
 }
 
+TEST(Policies, Outbound_RetryThrottlingFromTheClusterConfig) {
+  TestServer server;
+  // max_tokens 4: retries stop once the tokens fall to 2, so only the first call is retried
+  // (4 -> 3 after its first attempt, 3 -> 2 after its retry), where the default 10 allows ~5.
+  SkiffProcess skiff(config_with(server, kRetryUnavailable) +
+                     "    retry_throttling: { max_tokens: 4, token_ratio: 0.1 }\n");
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  constexpr int kCalls = 20;
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_TRUE(has_code(unary(*stub, failing_first(100)), StatusCode::UNAVAILABLE));
+  }
+  EXPECT_EQ(server.calls("Unary"), kCalls + 1);
+}
+
+TEST(Policies, Outbound_EnvoyRetryBudgetCapsRetriesInFlight) {
+  TestServer server;
+  // A budget of 0 % with no floor allows no retry in flight at all: the first attempt's
+  // UNAVAILABLE is the answer.
+  SkiffProcess skiff(config_with(server, kRetryUnavailable) +
+                     "    circuit_breaker:\n"
+                     "      retry_budget: { budget_percent: 0, min_retry_concurrency: 0 }\n");
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  EXPECT_TRUE(has_code(unary(*stub, failing_first(1)), StatusCode::UNAVAILABLE));
+  EXPECT_EQ(server.calls("Unary"), 1);
+}
+
+TEST(Policies, Outbound_GrpcTimeoutOffset_SkiffTimesOutBeforeTheClient) {
+  TestServer server;
+  // Offset 19.5 s from the client's 20 s: the call's deadline becomes ~500 ms, at skiff and (in
+  // the grpc-timeout skiff sends) at the upstream, so one of them ends it with
+  // DEADLINE_EXCEEDED long before the client's own deadline.
+  SkiffProcess skiff(config_with(server, "        grpc_timeout_offset: 19500ms\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  Request slow;
+  slow.set_delay_ms(60'000);
+  const auto started = Clock::now();
+  grpc::Status status = unary(*stub, slow);
+  const auto elapsed = Clock::now() - started;
+  ASSERT_TRUE(has_code(status, StatusCode::DEADLINE_EXCEEDED)) << describe(status);
+  EXPECT_LT(elapsed, kCallDeadline / 2) << "the client's deadline ended the call, not the offset";
+  EXPECT_TRUE(server.wait_for_cancellations(1, Millis(10'000)));
+}
+
 TEST(Policies, Outbound_OutlierEjectedEndpointGetsNoTrafficThenReturns) {
   TestServer bad(0);
   TestServer good(1);

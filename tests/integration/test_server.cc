@@ -159,9 +159,9 @@ class TestServer::Service final : public skiff::testing::TestService::Service {
     }
     if (ctx->IsCancelled()) return cancelled_status();
     if (!pause(ctx, first.delay_ms())) return cancelled_status();
-    if (first.respond_status() != 0) {
-      return status_of(first.respond_status(), first.respond_message());
-    }
+    bool fail = first.respond_status() != 0;
+    if (fail && first.fail_attempts() > 0) fail = previous_attempts(ctx) < first.fail_attempts();
+    if (fail) return status_of(first.respond_status(), first.respond_message());
     *resp = make_response(first, 0, server_.id(), bytes, count);
     return Status::OK;
   }

@@ -68,7 +68,29 @@ TEST(ClusterLimitsConfig, RejectsUnknownKeys) {
   // The method breaker's keys belong on a route, not a cluster.
   EXPECT_EQ(cluster_error("    circuit_breaker: { consecutive_failures: 5 }\n"),
             "test.yaml:10:24: clusters[0].circuit_breaker: unknown key 'consecutive_failures'; "
-            "allowed keys: max_connections, max_pending_requests, max_requests, max_retries");
+            "allowed keys: max_connections, max_pending_requests, max_requests, max_retries, "
+            "retry_budget");
+}
+
+TEST(ClusterLimitsConfig, EnvoyRetryBudget) {
+  Config config;
+  ASSERT_EQ(load_with("    circuit_breaker:\n"
+                      "      retry_budget: { budget_percent: 25.5, min_retry_concurrency: 0 }\n",
+                      &config),
+            "loaded");
+  const auto& budget = config.clusters.at(0).circuit_breaker.retry_budget;
+  ASSERT_TRUE(budget);
+  EXPECT_DOUBLE_EQ(budget->budget_percent, 25.5);
+  EXPECT_EQ(budget->min_retry_concurrency, 0u);
+
+  Config defaults;
+  ASSERT_EQ(load_with("    circuit_breaker: { retry_budget: {} }\n", &defaults), "loaded");
+  EXPECT_DOUBLE_EQ(defaults.clusters.at(0).circuit_breaker.retry_budget->budget_percent, 20.0);
+  EXPECT_EQ(defaults.clusters.at(0).circuit_breaker.retry_budget->min_retry_concurrency, 3u);
+
+  EXPECT_EQ(cluster_error("    circuit_breaker: { retry_budget: { budget_percent: 101 } }\n"),
+            "test.yaml:10:56: clusters[0].circuit_breaker.retry_budget.budget_percent: 101 is "
+            "out of range 0..100");
 }
 
 }  // namespace

@@ -256,11 +256,19 @@ TEST(RoutePolicyConfigError, MapWhereAScalarIsExpected) {
             "test.yaml:7:28: listeners[0].routes[0].rate_limit.rps: expected a number, got a map");
 }
 
+TEST(RoutePolicyConfig, GrpcTimeoutOffset) {
+  EXPECT_EQ(route_error("        grpc_timeout_offset: 50ms\n"), "loaded");
+  EXPECT_EQ(route_error("        grpc_timeout_offset: -5ms\n"),
+            "test.yaml:7:30: listeners[0].routes[0].grpc_timeout_offset: invalid duration '-5ms': "
+            "must not be negative");
+}
+
 TEST(RoutePolicyConfigError, UnknownRouteKeyListsTheNewKeys) {
   EXPECT_EQ(route_error("        message_rate: { rps: 10 }\n"),
             "test.yaml:7:9: listeners[0].routes[0]: unknown key 'message_rate'; allowed "
-            "keys: match, cluster, timeout, allow, rate_limit, message_rate_limit, "
-            "circuit_breaker, retry, failure_codes, max_request_message_bytes, "
+            "keys: match, cluster, timeout, grpc_timeout_offset, allow, rate_limit, "
+            "message_rate_limit, "
+            "circuit_breaker, retry, hedging, failure_codes, max_request_message_bytes, "
             "max_response_message_bytes");
 }
 
