@@ -674,12 +674,12 @@ void Call::report_outcome() {
   if (!final_status_) {
     // Cancelled before any status: no verdict on the upstream.
     if (ticket.kind == policy::BreakerTicket::Kind::kProbe) {
-      policy_->breaker->on_probe_abandoned(ticket);
+      breaker_->on_probe_abandoned(ticket);
     }
     return;
   }
   bool failure = is_failure(*final_status_);
-  policy_->breaker->on_result(ticket, failure, base::SteadyClock::now());
+  breaker_->on_result(ticket, failure, base::SteadyClock::now());
 }
 
 bool Call::admit_rate_limit() {
@@ -722,7 +722,9 @@ bool Call::admit_cluster_limits() {
 
 bool Call::admit_breaker() {
   if (!policy_->breaker) return true;
-  policy::BreakerTicket ticket = policy_->breaker->admit(base::SteadyClock::now());
+  breaker_ =
+      &policy_->breaker->for_method(h2::find_header(downstream_->request_headers(), ":path"));
+  policy::BreakerTicket ticket = breaker_->admit(base::SteadyClock::now());
   if (ticket.admitted()) {
     breaker_ticket_ = ticket;
     return true;

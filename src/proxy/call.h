@@ -181,6 +181,7 @@ class Call final : public h2::StreamHandler,
 
   const route::Route* route_ = nullptr;
   const RoutePolicy* policy_ = nullptr;
+  policy::CircuitBreaker* breaker_ = nullptr;  // the method's, with a route breaker
   std::optional<policy::BreakerTicket> breaker_ticket_;
   std::optional<grpc::StatusCode> final_status_;  // unset: no status yet (e.g. cancelled)
   policy::RetryState retry_state_;

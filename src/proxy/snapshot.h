@@ -14,6 +14,7 @@
 #include "policy/failure_codes.h"
 #include "policy/hedging_policy.h"
 #include "policy/keyed_token_buckets.h"
+#include "policy/method_breakers.h"
 #include "policy/retry_budget.h"
 #include "policy/retry_policy.h"
 #include "policy/token_bucket.h"
@@ -35,7 +36,7 @@ struct RoutePolicy {
   // Request messages per second on each stream; none = no limit.
   std::optional<policy::TokenBucketParams> message_rate_limit;
   grpc::StatusCode rate_limited_code = grpc::StatusCode::kResourceExhausted;
-  std::shared_ptr<policy::CircuitBreaker> breaker;  // null = no breaker
+  std::shared_ptr<policy::MethodBreakers> breaker;  // one per method; null = no breaker
   std::optional<policy::RetryPolicy> retry;         // none = a single attempt
   // gRFC A6 hedging (never together with retry); none = one copy of the request.
   std::optional<policy::HedgingPolicy> hedging;

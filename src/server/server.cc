@@ -280,9 +280,12 @@ base::Result<proxy::RoutePolicy> to_route_policy(const config::Config& config,
         policy::TokenBucketParams{r.message_rate_limit->rps, r.message_rate_limit->burst};
   }
   if (r.circuit_breaker) {
-    p.breaker = std::make_shared<policy::CircuitBreaker>(policy::CircuitBreakerParams{
-        r.circuit_breaker->consecutive_failures, r.circuit_breaker->open_for,
-        r.circuit_breaker->half_open_probes});
+    // One breaker per method: a route naming a method needs no table.
+    p.breaker = std::make_shared<policy::MethodBreakers>(
+        policy::CircuitBreakerParams{r.circuit_breaker->consecutive_failures,
+                                     r.circuit_breaker->open_for,
+                                     r.circuit_breaker->half_open_probes},
+        r.match.method.empty() ? policy::kMaxBreakerMethods : 1);
   }
   if (r.max_request_message_bytes) p.max_request_message_bytes = *r.max_request_message_bytes;
   if (r.max_response_message_bytes) p.max_response_message_bytes = *r.max_response_message_bytes;

@@ -151,7 +151,8 @@ void add_collectors(telemetry::Metrics& metrics, const proxy::Snapshot& snapshot
         if (!p.breaker || seen[series]) continue;
         seen[series] = true;
         const telemetry::CallSeriesLabels& s = snapshot.series[series];
-        const policy::BreakerState state = p.breaker->state();
+        // A service-wide route's series covers several method breakers: the worst one shows.
+        const policy::BreakerState state = p.breaker->worst_state();
         for (policy::BreakerState each :
              {policy::BreakerState::kClosed, policy::BreakerState::kOpen,
               policy::BreakerState::kHalfOpen}) {
@@ -226,13 +227,18 @@ std::string clusters_json(const proxy::Snapshot& snapshot, const AllWorkerStats&
       const proxy::RoutePolicy& p = view.policies[r];
       if (!p.breaker) continue;
       const telemetry::CallSeriesLabels& s = snapshot.series[view.route_series[r]];
-      breakers.push_back({{"listener", s.listener},
-                          {"service", s.service},
-                          {"method", s.method},
-                          {"route", r},
-                          {"state", breaker_state_name(p.breaker->state())},
-                          {"consecutive_failures", p.breaker->consecutive_failures()},
-                          {"times_opened", p.breaker->times_opened()}});
+      p.breaker->for_each([&](std::string_view path, const policy::CircuitBreaker& b) {
+        // "path": the method of a breaker on a service-wide route ("" for a single-method
+        // route's breaker, "_other" for the one methods share past the table's size).
+        breakers.push_back({{"listener", s.listener},
+                            {"service", s.service},
+                            {"method", s.method},
+                            {"route", r},
+                            {"path", path},
+                            {"state", breaker_state_name(b.state())},
+                            {"consecutive_failures", b.consecutive_failures()},
+                            {"times_opened", b.times_opened()}});
+      });
     }
   }
   return json{{"clusters", std::move(clusters)}, {"circuit_breakers", std::move(breakers)}}.dump(

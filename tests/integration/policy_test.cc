@@ -118,6 +118,36 @@ TEST(Policies, Outbound_CircuitBreaker_OpensRejectsHalfOpensCloses) {
   EXPECT_EQ(server.calls("Unary"), 9);
 }
 
+TEST(Policies, Outbound_CircuitBreaker_PerMethodOnAServiceRoute) {
+  TestServer server;
+  // config_with's route takes the whole service: each method still gets its own breaker.
+  SkiffProcess skiff(
+      config_with(server, "        circuit_breaker: { consecutive_failures: 2, open_for: 60s }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  Request failing;
+  failing.set_respond_status(static_cast<int>(StatusCode::UNAVAILABLE));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(has_code(unary(*stub, failing), StatusCode::UNAVAILABLE));
+  }
+  grpc::Status rejected = unary(*stub, Request());
+  ASSERT_TRUE(has_code(rejected, StatusCode::UNAVAILABLE));
+  EXPECT_NE(rejected.error_message().find("circuit open for /skiff.testing.TestService/Unary"),
+            std::string::npos)
+      << rejected.error_message();
+  EXPECT_EQ(server.calls("Unary"), 2);
+
+  // ServerStream, the same route's other method, is healthy: its breaker is closed.
+  grpc::ClientContext ctx;
+  ctx.set_deadline(in(kCallDeadline));
+  auto reader = stub->ServerStream(&ctx, Request());
+  Response resp;
+  int messages = 0;
+  while (reader->Read(&resp)) ++messages;
+  EXPECT_TRUE(is_ok(reader->Finish()));
+  EXPECT_EQ(messages, 1);
+  EXPECT_EQ(server.calls("ServerStream"), 1);
+}
+
 TEST(Policies, Outbound_NonFailureCodesDoNotOpenBreaker) {
   TestServer server;
   SkiffProcess skiff(
