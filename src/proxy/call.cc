@@ -59,6 +59,16 @@ std::string describe_h2_error(uint32_t code) {
   return std::string(nghttp2_http2_strerror(code));
 }
 
+// "upstream NAME reset the stream (...)" / "... connection lost (...)": grpc-message of the
+// UNAVAILABLE skiff answers when an upstream stream ends without a status.
+std::string describe_upstream_close(const upstream::EndpointSpec* endpoint, uint32_t error_code,
+                                    const h2::ClientSession* session) {
+  return "upstream " + (endpoint != nullptr ? endpoint->name : std::string("?")) + " " +
+         (error_code == h2::kConnectionLost
+              ? "connection lost (" + (session != nullptr ? session->close_reason() : "") + ")"
+              : "reset the stream (" + describe_h2_error(error_code) + ")");
+}
+
 constexpr std::array<std::pair<int, int>, 11> kLegalTransitions = {{
     {0, 1},  // kRouting -> kWaiting
     {1, 2},  // kWaiting -> kForwarding
@@ -884,10 +894,7 @@ void Call::on_upstream_close(uint32_t error_code) {
   if (state_ == State::kForwarding || state_ == State::kHolding || state_ == State::kCommitted) {
     report_attempt(true);
   }
-  std::string what = "upstream " + (endpoint_ ? endpoint_->name : std::string("?")) + " " +
-                     (error_code == h2::kConnectionLost
-                          ? "connection lost (" + (session ? session->close_reason() : "") + ")"
-                          : "reset the stream (" + describe_h2_error(error_code) + ")");
+  std::string what = describe_upstream_close(endpoint_, error_code, session);
   if (state_ == State::kForwarding || state_ == State::kHolding) {
     // Before commit: REFUSED_STREAM (incl. streams above a GOAWAY's last id) was certainly
     // not processed; other resets and lost connections maybe were.
@@ -1082,13 +1089,8 @@ void Call::on_copy_failed(Copy& copy, policy::ProxyFailure failure, std::string 
 void Call::on_copy_closed(Copy& copy, uint32_t error_code, h2::ClientSession* session) {
   if (state_ != State::kHedging) return;
   report_attempt(copy.endpoint, true);
-  const std::string name = copy.endpoint != nullptr ? copy.endpoint->name : "?";
-  std::string what = error_code == h2::kConnectionLost
-                         ? "upstream " + name + " connection lost (" +
-                               (session != nullptr ? session->close_reason() : "") +
-                               ") before response headers"
-                         : "upstream " + name + " reset the stream (" +
-                               describe_h2_error(error_code) + ") before response headers";
+  std::string what =
+      describe_upstream_close(copy.endpoint, error_code, session) + " before response headers";
   // REFUSED_STREAM: not processed, and non-fatal by default (docs/policies.md).
   on_copy_failed(copy,
                  error_code == NGHTTP2_REFUSED_STREAM ? policy::ProxyFailure::kRefusedStream

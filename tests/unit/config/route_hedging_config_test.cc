@@ -13,29 +13,15 @@ namespace {
 
 using std::chrono::milliseconds;
 
-Config load_route(const std::string& route_keys) {
-  const std::string yaml = R"(listeners:
-  - name: outbound
-    address: 127.0.0.1:15001
-    routes:
-      - match: {}
-        cluster: users
-)" + route_keys + R"(clusters:
-  - name: users
-    endpoints: [ "127.0.0.1:50051" ]
-)";
-  auto loaded = load_string(yaml, "test.yaml");
-  EXPECT_TRUE(loaded) << loaded.error().to_string();
-  return loaded ? *loaded : Config{};
-}
-
 TEST(RouteHedgingConfig, ParsesEveryKey) {
-  Config config = load_route(
-      "        hedging:\n"
-      "          max_attempts: 3\n"
-      "          hedging_delay: 50ms\n"
-      "          non_fatal_codes: [UNAVAILABLE, refused-stream]\n"
-      "          buffer_bytes: 1024\n");
+  Config config;
+  ASSERT_EQ(route_error("        hedging:\n"
+                        "          max_attempts: 3\n"
+                        "          hedging_delay: 50ms\n"
+                        "          non_fatal_codes: [UNAVAILABLE, refused-stream]\n"
+                        "          buffer_bytes: 1024\n",
+                        &config),
+            "loaded");
   ASSERT_EQ(config.listeners.size(), 1u);
   const Route& route = config.listeners[0].routes.at(0);
   ASSERT_TRUE(route.hedging);
@@ -50,7 +36,8 @@ TEST(RouteHedgingConfig, ParsesEveryKey) {
 }
 
 TEST(RouteHedgingConfig, Defaults) {
-  Config config = load_route("        hedging: { hedging_delay: 0ms }\n");
+  Config config;
+  ASSERT_EQ(route_error("        hedging: { hedging_delay: 0ms }\n", &config), "loaded");
   ASSERT_EQ(config.listeners.size(), 1u);
   const Hedging& hedging = *config.listeners[0].routes.at(0).hedging;
   EXPECT_EQ(hedging.max_attempts, 2u);

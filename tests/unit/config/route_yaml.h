@@ -8,8 +8,9 @@
 namespace skiff::config {
 
 // The full error text for a config whose only route has |route_keys| (indented 8 spaces, one key
-// per line) after "match" and "cluster", or "loaded" if it is valid. The first key is on line 7.
-inline std::string route_error(const std::string& route_keys) {
+// per line) after "match" and "cluster", or "loaded" if it is valid (then *out holds the config).
+// The first key is on line 7.
+inline std::string route_error(const std::string& route_keys, Config* out = nullptr) {
   const std::string yaml = R"(listeners:
   - name: outbound
     address: 127.0.0.1:15001
@@ -21,6 +22,7 @@ inline std::string route_error(const std::string& route_keys) {
     endpoints: [ "127.0.0.1:50051" ]
 )";
   auto config = load_string(yaml, "test.yaml");
+  if (config && out != nullptr) *out = *config;
   return config ? "loaded" : config.error().to_string();
 }
 
