@@ -1,7 +1,82 @@
 // Header helpers.
 #include "h2/header.h"
 
+#include <cstring>
+
 namespace skiff::h2 {
+
+Header::Header(std::string_view n, std::string_view v) {
+  owned_ = new char[n.size() + v.size()];
+  if (!n.empty()) std::memcpy(owned_, n.data(), n.size());
+  if (!v.empty()) std::memcpy(owned_ + n.size(), v.data(), v.size());
+  name = std::string_view(owned_, n.size());
+  value = std::string_view(owned_ + n.size(), v.size());
+}
+
+Header Header::borrow(nghttp2_rcbuf* n, nghttp2_rcbuf* v) {
+  Header h;
+  nghttp2_rcbuf_incref(n);
+  nghttp2_rcbuf_incref(v);
+  h.name_rc_ = n;
+  h.value_rc_ = v;
+  nghttp2_vec nb = nghttp2_rcbuf_get_buf(n);
+  nghttp2_vec vb = nghttp2_rcbuf_get_buf(v);
+  h.name = std::string_view(reinterpret_cast<const char*>(nb.base), nb.len);
+  h.value = std::string_view(reinterpret_cast<const char*>(vb.base), vb.len);
+  return h;
+}
+
+Header::Header(const Header& other) { copy_from(other); }
+
+Header::Header(Header&& other) noexcept { steal(other); }
+
+Header& Header::operator=(const Header& other) {
+  if (this != &other) {
+    release();
+    copy_from(other);
+  }
+  return *this;
+}
+
+Header& Header::operator=(Header&& other) noexcept {
+  if (this != &other) {
+    release();
+    steal(other);
+  }
+  return *this;
+}
+
+void Header::release() noexcept {
+  if (name_rc_ != nullptr) nghttp2_rcbuf_decref(name_rc_);
+  if (value_rc_ != nullptr) nghttp2_rcbuf_decref(value_rc_);
+  delete[] owned_;
+  name_rc_ = value_rc_ = nullptr;
+  owned_ = nullptr;
+}
+
+void Header::copy_from(const Header& other) {
+  if (other.owned_ != nullptr) {
+    *this = Header(other.name, other.value);
+    return;
+  }
+  name_rc_ = other.name_rc_;
+  value_rc_ = other.value_rc_;
+  if (name_rc_ != nullptr) nghttp2_rcbuf_incref(name_rc_);
+  if (value_rc_ != nullptr) nghttp2_rcbuf_incref(value_rc_);
+  name = other.name;
+  value = other.value;
+}
+
+void Header::steal(Header& other) noexcept {
+  name = other.name;
+  value = other.value;
+  name_rc_ = other.name_rc_;
+  value_rc_ = other.value_rc_;
+  owned_ = other.owned_;
+  other.name_rc_ = other.value_rc_ = nullptr;
+  other.owned_ = nullptr;
+  other.name = other.value = {};
+}
 
 bool collect_header(HeaderList& headers, size_t& charged_bytes, const Limits& limits,
                     nghttp2_rcbuf* name, nghttp2_rcbuf* value) {
@@ -12,8 +87,7 @@ bool collect_header(HeaderList& headers, size_t& charged_bytes, const Limits& li
     return false;
   }
   if (headers.empty()) headers.reserve(16);
-  headers.push_back(Header{std::string(reinterpret_cast<const char*>(n.base), n.len),
-                           std::string(reinterpret_cast<const char*>(v.base), v.len)});
+  headers.push_back(Header::borrow(name, value));
   return true;
 }
 

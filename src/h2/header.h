@@ -11,9 +11,36 @@
 
 namespace skiff::h2 {
 
-struct Header {
-  std::string name;
-  std::string value;
+// One header field. A received field borrows nghttp2's reference-counted buffers (the HPACK
+// decoder's own bytes: no copy, no allocation); a field skiff makes (a local reply) owns one heap
+// block holding both strings. |name| and |value| are views into that storage: read them, never
+// assign them.
+class Header {
+ public:
+  // Owned: copies |name| and |value|.
+  Header(std::string_view name, std::string_view value);
+  // Borrowed: keeps a reference on each buffer until destroyed.
+  static Header borrow(nghttp2_rcbuf* name, nghttp2_rcbuf* value);
+
+  Header(const Header& other);
+  Header(Header&& other) noexcept;
+  Header& operator=(const Header& other);
+  Header& operator=(Header&& other) noexcept;
+  ~Header() { release(); }
+
+  std::string_view name;
+  std::string_view value;
+
+ private:
+  Header() = default;
+  void release() noexcept;
+  void copy_from(const Header& other);
+  void steal(Header& other) noexcept;
+
+  // Borrowed: both rcbufs set, owned_ null. Owned: owned_ holds name then value.
+  nghttp2_rcbuf* name_rc_ = nullptr;
+  nghttp2_rcbuf* value_rc_ = nullptr;
+  char* owned_ = nullptr;
 };
 using HeaderList = std::vector<Header>;
 
