@@ -24,7 +24,7 @@ ClientSession::ClientSession(net::Worker& worker, const Limits& limits,
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &ClientSession::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &ClientSession::on_stream_close);
   nghttp2_option* opt = make_options(/*server=*/false);
-  SKIFF_CHECK(nghttp2_session_client_new2(&ng_, cbs, this, opt) == 0);
+  SKIFF_CHECK(nghttp2_session_client_new3(&ng_, cbs, this, opt, session_mem()) == 0);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
 }

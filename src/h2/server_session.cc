@@ -42,7 +42,7 @@ ServerSession::ServerSession(net::Worker& worker, const Limits& limits,
                                                                &ServerSession::on_invalid_frame);
   nghttp2_session_callbacks_set_on_invalid_header_callback2(cbs, &ServerSession::on_invalid_header);
   nghttp2_option* opt = make_options(/*server=*/true);
-  SKIFF_CHECK(nghttp2_session_server_new2(&ng_, cbs, this, opt) == 0);
+  SKIFF_CHECK(nghttp2_session_server_new3(&ng_, cbs, this, opt, session_mem()) == 0);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
 }
