@@ -35,6 +35,11 @@ nghttp2_option* make_options(bool server) {
   nghttp2_option_set_max_outbound_ack(opt, 1000);
   nghttp2_option_set_max_continuations(opt, 8);
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+  // A server session would otherwise keep up to MAX_CONCURRENT_STREAMS closed streams for the
+  // RFC 7540 priority tree (which clients that don't send SETTINGS_NO_RFC7540_PRIORITIES fall
+  // back to): memory and list upkeep on every stream close, for prioritising responses that
+  // skiff forwards as they arrive anyway. As in Envoy's codec.
+  nghttp2_option_set_no_closed_streams(opt, 1);
   if (server) {
     // CVE-2023-44487 (rapid reset): at most 1000 resets in a burst, refilled at 33/s.
     nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
