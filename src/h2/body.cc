@@ -33,7 +33,7 @@ HeaderList Body::take_trailers() {
 
 void Body::take(size_t n, std::string& out) {
   if (n > size()) n = size();
-  out.append(buffer_, sent_, n);
+  out.append(buffer_.data() + sent_, n);
   sent_ += n;
   if (sent_ > credited_) {
     size_t fresh = sent_ - credited_;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "base/block_cache.h"
 #include "h2/header.h"
 
 namespace skiff::h2 {
@@ -64,7 +65,9 @@ class Body {
   void notify_readable();
   void compact();
 
-  std::string buffer_;   // bytes not released yet; [0, sent_) went out in the current attempt
+  // Bytes not released yet; [0, sent_) went out in the current attempt. Allocated through the
+  // worker's block cache (one buffer per call and direction).
+  std::basic_string<char, std::char_traits<char>, base::CacheAllocator<char>> buffer_;
   size_t sent_ = 0;      // offset of the next byte to send
   size_t credited_ = 0;  // offset up to which on_drained was reported (>= sent_ but on replay)
   bool finished_ = false;

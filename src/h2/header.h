@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/block_cache.h"
+
 namespace skiff::h2 {
 
 // One header field. A received field borrows nghttp2's reference-counted buffers (the HPACK
@@ -19,8 +21,9 @@ class Header {
  public:
   // Owned: copies |name| and |value|.
   Header(std::string_view name, std::string_view value);
-  // Borrowed: keeps a reference on each buffer until destroyed.
-  static Header borrow(nghttp2_rcbuf* name, nghttp2_rcbuf* value);
+  // Borrowed: keeps a reference on each buffer until destroyed. |name_buf| and |value_buf|
+  // are their nghttp2_rcbuf_get_buf.
+  Header(nghttp2_rcbuf* name, nghttp2_vec name_buf, nghttp2_rcbuf* value, nghttp2_vec value_buf);
 
   Header(const Header& other);
   Header(Header&& other) noexcept;
@@ -32,7 +35,6 @@ class Header {
   std::string_view value;
 
  private:
-  Header() = default;
   void release() noexcept;
   void copy_from(const Header& other);
   void steal(Header& other) noexcept;
@@ -42,7 +44,9 @@ class Header {
   nghttp2_rcbuf* value_rc_ = nullptr;
   char* owned_ = nullptr;
 };
-using HeaderList = std::vector<Header>;
+// One per header block (request headers, response headers, trailers): allocated through the
+// worker's block cache.
+using HeaderList = std::vector<Header, base::CacheAllocator<Header>>;
 
 // A field borrowed from elsewhere (a received header, a literal): forwarding builds these
 // instead of copying strings.
