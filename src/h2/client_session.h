@@ -87,10 +87,17 @@ class ClientSession final : public Session {
     bool response_started = false;
   };
 
+  // streams_ lookup with a one-entry cache: nghttp2 calls back for the same stream several
+  // times in a row (each header field, then the frame; DATA read, then send).
+  Stream* find(int32_t stream_id);
+  void forget_cached();
+
   Callbacks callbacks_;
   std::unordered_map<int32_t, Stream, std::hash<int32_t>, std::equal_to<int32_t>,
                      base::CacheAllocator<std::pair<const int32_t, Stream>>>
       streams_;
+  int32_t cached_id_ = 0;  // 0 is never a stream id
+  Stream* cached_ = nullptr;
   net::Timer connect_timer_;
   bool ready_ = false;
   bool ready_ever_ = false;

@@ -156,6 +156,8 @@ int ServerSession::on_invalid_header(nghttp2_session*, const nghttp2_frame*, ngh
 void ServerSession::on_session_closed(const char*) {
   drain_timer_.stop();
   idle_timer_.stop();
+  cached_id_ = 0;  // the streams leave the map (moved out) below
+  cached_ = nullptr;
   for (auto& [id, stream] : streams_) {
     count_stream_closed();
     if (stream->handler_) stream->handler_->on_stream_close(NGHTTP2_CANCEL);
@@ -165,8 +167,12 @@ void ServerSession::on_session_closed(const char*) {
 }
 
 ServerStream* ServerSession::find(int32_t stream_id) {
+  if (stream_id == cached_id_) return cached_;
   auto it = streams_.find(stream_id);
-  return it == streams_.end() ? nullptr : it->second.get();
+  if (it == streams_.end()) return nullptr;
+  cached_id_ = stream_id;
+  cached_ = it->second.get();
+  return cached_;
 }
 
 int ServerSession::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
@@ -249,6 +255,10 @@ int ServerSession::on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t
   auto it = self->streams_.find(stream_id);
   if (it == self->streams_.end()) return 0;
   std::unique_ptr<ServerStream> stream = std::move(it->second);
+  if (stream_id == self->cached_id_) {
+    self->cached_id_ = 0;
+    self->cached_ = nullptr;
+  }
   self->streams_.erase(it);
   self->count_stream_closed();
   if (stream->handler_) stream->handler_->on_stream_close(error_code);

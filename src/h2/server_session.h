@@ -95,6 +95,8 @@ class ServerSession final : public Session {
   static int on_invalid_header(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf* name,
                                nghttp2_rcbuf* value, uint8_t flags, void* user);
 
+  // streams_ lookup with a one-entry cache: nghttp2 calls back for the same stream several
+  // times in a row (each header field, then the frame; DATA read, then send).
   ServerStream* find(int32_t stream_id);
   // Counts a peer misbehaviour that costs us work without being fatal by itself (invalid
   // frames and headers, empty DATA frames: the stream errors nghttp2 1.52 has no limiter for,
@@ -113,6 +115,8 @@ class ServerSession final : public Session {
                      std::equal_to<int32_t>,
                      base::CacheAllocator<std::pair<const int32_t, std::unique_ptr<ServerStream>>>>
       streams_;
+  int32_t cached_id_ = 0;  // 0 is never a stream id
+  ServerStream* cached_ = nullptr;
   bool begun_ = false;  // SETTINGS submitted (after the TLS handshake, if any)
   bool draining_ = false;
   bool goaway_final_sent_ = false;
