@@ -98,33 +98,105 @@ std::string_view find_header(const HeaderList& headers, std::string_view name) {
 namespace {
 
 // Reused by every submit on this thread: building a header block allocates nothing in steady
-// state. nghttp2 copies name and value at submit time (no NO_COPY flags).
+// state. nghttp2 copies (and lower-cases) a name or value at submit time unless it is flagged
+// NO_COPY, which skiff only does for the static strings below.
 thread_local std::vector<nghttp2_nv> nv_scratch;
 
-// Fields whose value is new on every request: grpc-timeout (the time left) and the per-call
-// trace ids. Indexing them would only churn the HPACK dynamic table (a hash, compares and
-// evictions of useful entries per call).
-bool new_every_request(std::string_view name) {
-  switch (name.empty() ? '\0' : name[0]) {
-    case 'g':
-      return name == "grpc-timeout";
-    case 't':
-      return name == "traceparent";
-    case 'x':
-      return name == "x-request-id" || name == "x-b3-traceid" || name == "x-b3-spanid" ||
-             name == "x-b3-parentspanid";
-    case 'b':
-      return name == "b3";
+uint8_t* bytes(std::string_view s) {
+  return const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(s.data()));
+}
+
+// How a field skiff sends on every call is encoded. |name| (and |value|, when set) are static
+// copies nghttp2 may point at instead of copying: a NO_COPY name also skips nghttp2's per-byte
+// lower-casing (these are lower-case already).
+struct KnownField {
+  std::string_view name;
+  std::string_view value;  // the usual value, or empty
+  // The value is new on every request (the time left, per-call trace ids): indexing it would
+  // only churn the HPACK dynamic table (a hash, compares and evictions of useful entries).
+  bool no_index = false;
+};
+
+constexpr KnownField kMethod{":method", "POST"};
+constexpr KnownField kScheme{":scheme", "http"};
+constexpr KnownField kSchemeTls{":scheme", "https"};
+constexpr KnownField kStatus{":status", "200"};
+constexpr KnownField kPath{":path", ""};
+constexpr KnownField kAuthority{":authority", ""};
+constexpr KnownField kTe{"te", "trailers"};
+constexpr KnownField kContentType{"content-type", "application/grpc"};
+constexpr KnownField kUserAgent{"user-agent", ""};
+constexpr KnownField kContentLength{"content-length", ""};
+constexpr KnownField kGrpcStatus{"grpc-status", "0"};
+constexpr KnownField kGrpcMessage{"grpc-message", ""};
+constexpr KnownField kGrpcEncoding{"grpc-encoding", ""};
+constexpr KnownField kGrpcAcceptEncoding{"grpc-accept-encoding", ""};
+constexpr KnownField kAcceptEncoding{"accept-encoding", ""};
+constexpr KnownField kGrpcTimeout{"grpc-timeout", "", true};
+constexpr KnownField kTraceparent{"traceparent", "", true};
+constexpr KnownField kRequestId{"x-request-id", "", true};
+constexpr KnownField kB3TraceId{"x-b3-traceid", "", true};
+constexpr KnownField kB3SpanId{"x-b3-spanid", "", true};
+constexpr KnownField kB3ParentSpanId{"x-b3-parentspanid", "", true};
+constexpr KnownField kB3{"b3", "", true};
+
+// One switch on the length, then at most a few fixed-size compares.
+const KnownField* find_known(std::string_view name) {
+  auto is = [&](const KnownField& f) { return name == f.name ? &f : nullptr; };
+  switch (name.size()) {
+    case 2:
+      if (auto* f = is(kTe)) return f;
+      return is(kB3);
+    case 5:
+      return is(kPath);
+    case 7:
+      if (auto* f = is(kMethod)) return f;
+      if (auto* f = is(kScheme)) return f;
+      return is(kStatus);
+    case 10:
+      if (auto* f = is(kAuthority)) return f;
+      return is(kUserAgent);
+    case 11:
+      if (auto* f = is(kGrpcStatus)) return f;
+      if (auto* f = is(kTraceparent)) return f;
+      return is(kB3SpanId);
+    case 12:
+      if (auto* f = is(kContentType)) return f;
+      if (auto* f = is(kGrpcMessage)) return f;
+      if (auto* f = is(kGrpcTimeout)) return f;
+      if (auto* f = is(kRequestId)) return f;
+      return is(kB3TraceId);
+    case 13:
+      return is(kGrpcEncoding);
+    case 14:
+      return is(kContentLength);
+    case 15:
+      return is(kAcceptEncoding);
+    case 17:
+      return is(kB3ParentSpanId);
+    case 20:
+      return is(kGrpcAcceptEncoding);
     default:
-      return false;
+      return nullptr;
   }
 }
 
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
-  const uint8_t flags = new_every_request(name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
-  return nghttp2_nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
-                    const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())),
-                    name.size(), value.size(), flags};
+  nghttp2_nv nv{bytes(name), bytes(value), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+  const KnownField* f = find_known(name);
+  if (f == nullptr) return nv;
+  nv.name = bytes(f->name);
+  nv.flags |= NGHTTP2_NV_FLAG_NO_COPY_NAME;
+  if (f->no_index) nv.flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+  if (!f->value.empty()) {
+    const KnownField* v = f;
+    if (f == &kScheme && value == kSchemeTls.value) v = &kSchemeTls;
+    if (value == v->value) {
+      nv.value = bytes(v->value);
+      nv.flags |= NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+    }
+  }
+  return nv;
 }
 
 }  // namespace
