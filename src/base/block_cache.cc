@@ -1,45 +1,30 @@
-// BlockCache: intrusive free lists per size class in a trivially destructible thread_local, so
-// the fast path is a TLS access, a pop or push, and a count; a reaper object flushes the lists
-// when the thread exits.
+// BlockCache: the misses (malloc or free a block), the larger classes, the unsized interface,
+// and the reaper that empties a thread's lists when it exits.
 #include "base/block_cache.h"
 
-#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "base/check.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SKIFF_BLOCK_CACHE_OFF 1
-#endif
-
 namespace skiff::base {
+namespace block_cache {
 namespace {
 
-// Classes: 32-byte steps up to 1 KiB (32 classes), then 2, 4, 8 and 16 KiB. Larger blocks go
-// straight to malloc.
-constexpr size_t kStep = 32;
-constexpr size_t kSmallMax = 1024;
-constexpr size_t kSmallClasses = kSmallMax / kStep;
-constexpr size_t kClasses = kSmallClasses + 4;
-constexpr size_t kLargeMax = 16 * 1024;
 constexpr uint32_t kUncached = 0xffffffff;
-// At most this many bytes of free blocks kept per class and thread.
-constexpr size_t kMaxBytesPerClass = 256 * 1024;
-// The unsized interface's header: keeps the payload 16-byte aligned.
-constexpr size_t kHeader = 16;
 
 constexpr size_t class_size(size_t c) {
   return c < kSmallClasses ? (c + 1) * kStep : kSmallMax << (c - kSmallClasses + 1);
 }
 
-constexpr size_t class_cap(size_t c) {
-  return kMaxBytesPerClass / class_size(c) < 16 ? 16 : kMaxBytesPerClass / class_size(c);
+constexpr uint32_t class_cap(size_t c) {
+  return static_cast<uint32_t>(
+      kMaxBytesPerClass / class_size(c) < 16 ? 16 : kMaxBytesPerClass / class_size(c));
 }
 
 // kUncached for sizes above kLargeMax.
-inline uint32_t class_of(size_t size) {
-  if (size <= kSmallMax) return size == 0 ? 0 : static_cast<uint32_t>((size - 1) / kStep);
+[[maybe_unused]] uint32_t class_of(size_t size) {
+  if (size <= kSmallMax) return small_class(size);
   if (size > kLargeMax) return kUncached;
   // 1025..2048 -> kSmallClasses, ..4096 -> +1, ..8192 -> +2, ..16384 -> +3.
   uint32_t c = static_cast<uint32_t>(kSmallClasses);
@@ -48,35 +33,17 @@ inline uint32_t class_of(size_t size) {
 }
 
 void* checked_malloc(size_t size) {
-  void* p = std::malloc(size);
+  void* p = std::malloc(size == 0 ? 1 : size);
   SKIFF_CHECK(p != nullptr);  // out of memory: operator new would not return either
   return p;
 }
 
 #ifndef SKIFF_BLOCK_CACHE_OFF
 
-struct FreeBlock {
-  FreeBlock* next;
-};
-
-struct FreeList {
-  FreeBlock* head;
-  uint32_t count;
-};
-
-// Trivially destructible and zero-initialised: no TLS guard on the fast path.
-struct Lists {
-  FreeList lists[kClasses];
-  bool reaper_armed;
-  bool dead;  // the thread is exiting: blocks freed from here on go straight to free()
-};
-thread_local Lists tls_lists;
-
 struct Reaper {
   ~Reaper() {
-    Lists& l = tls_lists;
-    l.dead = true;
-    for (FreeList& list : l.lists) {
+    for (FreeList& list : tls_lists.lists) {
+      list.limit = 0;  // from here on, frees on this thread go straight to free()
       while (list.head != nullptr) {
         FreeBlock* b = list.head;
         list.head = b->next;
@@ -87,28 +54,27 @@ struct Reaper {
   }
 };
 
-void arm_reaper(Lists& l) {
+void arm_reaper() {
   thread_local Reaper reaper;
   (void)reaper;
+  Lists& l = tls_lists;
   l.reaper_armed = true;
+  for (size_t c = 0; c < kClasses; ++c) l.lists[c].limit = class_cap(c);
 }
 
-inline void* alloc_class(uint32_t c) {
-  Lists& l = tls_lists;
-  FreeList& list = l.lists[c];
+void* pop(uint32_t c) {
+  FreeList& list = tls_lists.lists[c];
   if (FreeBlock* b = list.head; b != nullptr) {
     list.head = b->next;
     --list.count;
     return b;
   }
-  if (!l.reaper_armed && !l.dead) arm_reaper(l);
-  return checked_malloc(class_size(c));
+  return alloc_miss(c);
 }
 
-inline void free_class(void* p, uint32_t c) noexcept {
-  Lists& l = tls_lists;
-  FreeList& list = l.lists[c];
-  if (l.dead || !l.reaper_armed || list.count >= class_cap(c)) {
+void push(void* p, uint32_t c) noexcept {
+  FreeList& list = tls_lists.lists[c];
+  if (list.count >= list.limit) {
     std::free(p);
     return;
   }
@@ -124,25 +90,45 @@ inline void free_class(void* p, uint32_t c) noexcept {
 
 #ifndef SKIFF_BLOCK_CACHE_OFF
 
-void* cache_alloc(size_t size) {
-  uint32_t c = class_of(size);
-  return c == kUncached ? checked_malloc(size) : alloc_class(c);
+void* alloc_miss(uint32_t c) {
+  // A thread's first miss arms its reaper (a thread_local with a destructor, so only here,
+  // off the fast path). An exiting thread (reaper ran) keeps limit 0: nothing is cached.
+  if (!tls_lists.reaper_armed) arm_reaper();
+  return checked_malloc(class_size(c));
 }
 
-void cache_free(void* p, size_t size) noexcept {
+void* alloc_other(size_t size) {
+  uint32_t c = class_of(size);
+  return c == kUncached ? checked_malloc(size) : pop(c);
+}
+
+void free_other(void* p, size_t size) noexcept {
   if (p == nullptr) return;
   uint32_t c = class_of(size);
   if (c == kUncached) {
     std::free(p);
   } else {
-    free_class(p, c);
+    push(p, c);
   }
 }
 
+#else  // sanitizer builds: plain malloc, so ASan sees every block's life
+
+void* alloc_miss(uint32_t c) { return checked_malloc(class_size(c)); }
+void* alloc_other(size_t size) { return checked_malloc(size); }
+void free_other(void* p, size_t) noexcept { std::free(p); }
+
+#endif
+
+}  // namespace block_cache
+
+using namespace block_cache;
+
+#ifndef SKIFF_BLOCK_CACHE_OFF
+
 void* cache_malloc(size_t size) {
   uint32_t c = class_of(size + kHeader);
-  char* block =
-      static_cast<char*>(c == kUncached ? checked_malloc(size + kHeader) : alloc_class(c));
+  char* block = static_cast<char*>(c == kUncached ? checked_malloc(size + kHeader) : pop(c));
   std::memcpy(block, &c, sizeof c);
   return block + kHeader;
 }
@@ -155,7 +141,7 @@ void cache_free_unsized(void* p) noexcept {
   if (c == kUncached) {
     std::free(block);
   } else {
-    free_class(block, c);
+    push(block, c);
   }
 }
 
@@ -173,15 +159,13 @@ void* cache_realloc(void* p, size_t size) {
   if (size + kHeader <= class_size(c)) return p;
   void* moved = cache_malloc(size);
   std::memcpy(moved, p, class_size(c) - kHeader);  // all the old block held (size is larger)
-  free_class(block, c);
+  push(block, c);
   return moved;
 }
 
-#else  // sanitizer builds: plain malloc, so ASan sees every block's life
+#else
 
-void* cache_alloc(size_t size) { return checked_malloc(size == 0 ? 1 : size); }
-void cache_free(void* p, size_t) noexcept { std::free(p); }
-void* cache_malloc(size_t size) { return checked_malloc(size == 0 ? 1 : size); }
+void* cache_malloc(size_t size) { return checked_malloc(size); }
 void cache_free_unsized(void* p) noexcept { std::free(p); }
 void* cache_realloc(void* p, size_t size) {
   void* q = std::realloc(p, size == 0 ? 1 : size);
