@@ -29,7 +29,9 @@ ClientSession::ClientSession(net::Worker& worker, const Limits& limits,
   nghttp2_session_callbacks_del(cbs);
 }
 
-ClientSession::~ClientSession() = default;
+ClientSession::~ClientSession() {
+  streams_.for_each([](int32_t, Stream* s) { delete s; });
+}
 
 void ClientSession::connect(const net::SocketAddress& address, std::chrono::milliseconds timeout) {
   int rc = transport_->connect(address);
@@ -77,24 +79,12 @@ int32_t ClientSession::open_stream(std::span<const HeaderView> headers,
   nghttp2_data_provider provider = data_provider();
   int32_t id = nghttp2_submit_request(ng_, nullptr, nva.data(), nva.size(), &provider, nullptr);
   if (id < 0) return id;
-  streams_[id].handler = handler;  // never cached yet: ids only grow
+  auto* stream = new Stream;
+  stream->handler = handler;
+  streams_.insert(id, stream);  // a new id: nghttp2 hands out increasing ids
   count_stream_opened();
   schedule_flush();
   return id;
-}
-
-ClientSession::Stream* ClientSession::find(int32_t stream_id) {
-  if (stream_id == cached_id_) return cached_;
-  auto it = streams_.find(stream_id);
-  if (it == streams_.end()) return nullptr;
-  cached_id_ = stream_id;
-  cached_ = &it->second;
-  return cached_;
-}
-
-void ClientSession::forget_cached() {
-  cached_id_ = 0;
-  cached_ = nullptr;
 }
 
 void ClientSession::detach(int32_t stream_id) {
@@ -125,13 +115,13 @@ void ClientSession::on_session_closed(const char* reason) {
   connect_timer_.stop();
   ready_ = false;
   if (close_reason_.empty()) close_reason_ = reason;
-  auto streams = std::move(streams_);
-  streams_.clear();
-  forget_cached();
-  for (auto& [id, stream] : streams) {
+  StreamMap<Stream> streams = streams_.take();
+  streams.for_each([this](int32_t, Stream* stream) {
     count_stream_closed();
-    if (stream.handler != nullptr) stream.handler->on_upstream_close(kConnectionLost);
-  }
+    ClientStreamHandler* handler = stream->handler;
+    delete stream;
+    if (handler != nullptr) handler->on_upstream_close(kConnectionLost);
+  });
 }
 
 int ClientSession::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
@@ -216,11 +206,10 @@ int ClientSession::on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t
                                    void* user) {
   // Never fails (CVE-2023-35945).
   auto* self = static_cast<ClientSession*>(user);
-  auto it = self->streams_.find(stream_id);
-  if (it == self->streams_.end()) return 0;
-  ClientStreamHandler* handler = it->second.handler;
-  if (stream_id == self->cached_id_) self->forget_cached();
-  self->streams_.erase(it);
+  Stream* stream = self->streams_.erase(stream_id);
+  if (stream == nullptr) return 0;
+  ClientStreamHandler* handler = stream->handler;
+  delete stream;
   self->count_stream_closed();
   if (handler != nullptr) handler->on_upstream_close(error_code);
   if (self->callbacks_.on_capacity) self->callbacks_.on_capacity(self);

@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <unordered_map>
 
 #include "base/block_cache.h"
 #include "h2/session.h"
+#include "h2/stream_map.h"
 #include "net/address.h"
 #include "net/timer.h"
 
@@ -79,7 +79,7 @@ class ClientSession final : public Session {
                            size_t len, void* user);
   static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user);
 
-  struct Stream {
+  struct Stream : base::CacheAllocated {
     ClientStreamHandler* handler = nullptr;
     HeaderList headers;  // being received
     size_t header_bytes = 0;
@@ -87,17 +87,10 @@ class ClientSession final : public Session {
     bool response_started = false;
   };
 
-  // streams_ lookup with a one-entry cache: nghttp2 calls back for the same stream several
-  // times in a row (each header field, then the frame; DATA read, then send).
-  Stream* find(int32_t stream_id);
-  void forget_cached();
+  Stream* find(int32_t stream_id) { return streams_.find(stream_id); }
 
   Callbacks callbacks_;
-  std::unordered_map<int32_t, Stream, std::hash<int32_t>, std::equal_to<int32_t>,
-                     base::CacheAllocator<std::pair<const int32_t, Stream>>>
-      streams_;
-  int32_t cached_id_ = 0;  // 0 is never a stream id
-  Stream* cached_ = nullptr;
+  StreamMap<Stream> streams_;  // owns its Streams (deleted on close)
   net::Timer connect_timer_;
   bool ready_ = false;
   bool ready_ever_ = false;

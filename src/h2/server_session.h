@@ -4,10 +4,10 @@
 
 #include <cstdint>
 #include <memory>
-#include <unordered_map>
 
 #include "base/block_cache.h"
 #include "h2/session.h"
+#include "h2/stream_map.h"
 #include "net/timer.h"
 
 namespace skiff::h2 {
@@ -95,9 +95,7 @@ class ServerSession final : public Session {
   static int on_invalid_header(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf* name,
                                nghttp2_rcbuf* value, uint8_t flags, void* user);
 
-  // streams_ lookup with a one-entry cache: nghttp2 calls back for the same stream several
-  // times in a row (each header field, then the frame; DATA read, then send).
-  ServerStream* find(int32_t stream_id);
+  ServerStream* find(int32_t stream_id) { return streams_.find(stream_id); }
   // Counts a peer misbehaviour that costs us work without being fatal by itself (invalid
   // frames and headers, empty DATA frames: the stream errors nghttp2 1.52 has no limiter for,
   // "MadeYouReset", CVE-2019-9518). Past the budget the connection ends with
@@ -111,12 +109,8 @@ class ServerSession final : public Session {
   void finish_goaway();
 
   CallFactory& factory_;
-  std::unordered_map<int32_t, std::unique_ptr<ServerStream>, std::hash<int32_t>,
-                     std::equal_to<int32_t>,
-                     base::CacheAllocator<std::pair<const int32_t, std::unique_ptr<ServerStream>>>>
-      streams_;
-  int32_t cached_id_ = 0;  // 0 is never a stream id
-  ServerStream* cached_ = nullptr;
+  // Owns its streams (raw pointers: see StreamMap); they go to Worker::defer_delete.
+  StreamMap<ServerStream> streams_;
   bool begun_ = false;  // SETTINGS submitted (after the TLS handshake, if any)
   bool draining_ = false;
   bool goaway_final_sent_ = false;
