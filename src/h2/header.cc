@@ -181,36 +181,49 @@ const KnownField* find_known(std::string_view name) {
   }
 }
 
-nghttp2_nv make_nv(std::string_view name, std::string_view value) {
-  nghttp2_nv nv{bytes(name), bytes(value), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+// Fills |nv| in place, field by field: building a whole nghttp2_nv and copying it into the
+// vector made GCC reload the fields as 16-byte words right after storing them as 8-byte ones
+// (a store-forwarding stall per field, visible in a perf profile).
+void fill_nv(nghttp2_nv& nv, std::string_view name, std::string_view value) {
+  nv.namelen = name.size();
+  nv.valuelen = value.size();
   const KnownField* f = find_known(name);
-  if (f == nullptr) return nv;
+  if (f == nullptr) {
+    nv.name = bytes(name);
+    nv.value = bytes(value);
+    nv.flags = NGHTTP2_NV_FLAG_NONE;
+    return;
+  }
   nv.name = bytes(f->name);
-  nv.flags |= NGHTTP2_NV_FLAG_NO_COPY_NAME;
-  if (f->no_index) nv.flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+  uint8_t flags = NGHTTP2_NV_FLAG_NO_COPY_NAME;
+  if (f->no_index) flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+  nv.value = bytes(value);
   if (!f->value.empty()) {
     const KnownField* v = f;
     if (f == &kScheme && value == kSchemeTls.value) v = &kSchemeTls;
     if (value == v->value) {
       nv.value = bytes(v->value);
-      nv.flags |= NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+      flags |= NGHTTP2_NV_FLAG_NO_COPY_VALUE;
     }
   }
-  return nv;
+  nv.flags = flags;
+}
+
+template <typename Fields>
+std::span<const nghttp2_nv> to_nv_scratch(const Fields& headers) {
+  std::vector<nghttp2_nv>& nva = nv_scratch;
+  nva.resize(headers.size());
+  nghttp2_nv* out = nva.data();
+  for (const auto& h : headers) fill_nv(*out++, h.name, h.value);
+  return nva;
 }
 
 }  // namespace
 
-std::span<const nghttp2_nv> to_nv(const HeaderList& headers) {
-  nv_scratch.clear();
-  for (const Header& h : headers) nv_scratch.push_back(make_nv(h.name, h.value));
-  return nv_scratch;
-}
+std::span<const nghttp2_nv> to_nv(const HeaderList& headers) { return to_nv_scratch(headers); }
 
 std::span<const nghttp2_nv> to_nv(std::span<const HeaderView> headers) {
-  nv_scratch.clear();
-  for (const HeaderView& h : headers) nv_scratch.push_back(make_nv(h.name, h.value));
-  return nv_scratch;
+  return to_nv_scratch(headers);
 }
 
 }  // namespace skiff::h2
