@@ -315,6 +315,12 @@ def skiff_config(work, name, backend_port, max_streams=None, timeout=None, liste
     lines += ["      - match: { service: skiffbench.Echo }", "        cluster: backend",
               "clusters:", "  - name: backend",
               f"    endpoints: [ \"127.0.0.1:{backend_port}\" ]"]
+    if max_streams:
+        # The cluster thresholds (Envoy-like defaults: 1024 active / pending requests) would
+        # otherwise answer the streams above 1024 locally instead of carrying them to the backend.
+        limit = max(2 * max_streams, 20000)
+        lines.append(f"    circuit_breaker: {{ max_requests: {limit}, "
+                     f"max_pending_requests: {limit}, max_connections: {limit} }}")
     if cluster_tls:
         lines.append(f"    tls: {cluster_tls}")
     path = os.path.join(work, f"{name}.yaml")

@@ -1,13 +1,81 @@
 // Body: a compacting byte buffer between two HTTP/2 sessions, with an optional replay window.
 #include "h2/body.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "base/check.h"
 
 namespace skiff::h2 {
 
+struct Body::Chunk {
+  Chunk* next;
+  uint32_t cap;  // bytes data() can hold
+  uint32_t len;  // bytes used
+  char* data() { return reinterpret_cast<char*>(this + 1); }
+};
+
+namespace {
+
+// Block sizes (header included): at least kMinBlock, at most kMaxBlock (the block cache's
+// largest class, and nghttp2's default DATA frame payload).
+constexpr size_t kMinBlock = 128;
+constexpr size_t kMaxBlock = 16 * 1024;
+
+// The whole block-cache class a block of |n| bytes lands in: 32-byte steps to 1 KiB, then
+// powers of two.
+size_t round_block(size_t n) {
+  if (n <= 1024) return (n + 31) / 32 * 32;
+  size_t b = 2048;
+  while (b < n) b <<= 1;
+  return b;
+}
+
+}  // namespace
+
+Body::~Body() { free_chunks(); }
+
+void Body::free_chunks() {
+  while (head_ != nullptr) {
+    Chunk* c = head_;
+    head_ = c->next;
+    base::cache_free(c, sizeof(Chunk) + c->cap);
+  }
+  tail_ = nullptr;
+  cursor_ = nullptr;
+  cursor_off_ = 0;
+}
+
 void Body::append(const uint8_t* data, size_t len) {
-  buffer_.append(reinterpret_cast<const char*>(data), len);
-  if (retaining_ && buffer_.size() > retain_limit_) {
+  while (len > 0) {
+    if (tail_ == nullptr || tail_->len == tail_->cap) {
+      // Room for this append and at least as much as is held already (so a large body takes
+      // few chunks), within [kMinBlock, kMaxBlock].
+      size_t want = sizeof(Chunk) + std::max(len, total_);
+      size_t block = round_block(std::clamp(want, kMinBlock, kMaxBlock));
+      auto* c = static_cast<Chunk*>(base::cache_alloc(block));
+      c->next = nullptr;
+      c->cap = static_cast<uint32_t>(block - sizeof(Chunk));
+      c->len = 0;
+      if (tail_ != nullptr) {
+        tail_->next = c;
+      } else {
+        head_ = c;
+      }
+      tail_ = c;
+      if (cursor_ == nullptr) {
+        cursor_ = c;
+        cursor_off_ = 0;
+      }
+    }
+    size_t n = std::min<size_t>(len, tail_->cap - tail_->len);
+    std::memcpy(tail_->data() + tail_->len, data, n);
+    tail_->len += static_cast<uint32_t>(n);
+    data += n;
+    len -= n;
+    total_ += n;
+  }
+  if (retaining_ && total_ > retain_limit_) {
     retaining_ = false;
     overflowed_ = true;
     compact();
@@ -33,7 +101,17 @@ HeaderList Body::take_trailers() {
 
 void Body::take(size_t n, std::string& out) {
   if (n > size()) n = size();
-  out.append(buffer_, sent_, n);
+  for (size_t left = n; left > 0;) {
+    if (cursor_off_ == cursor_->len) {
+      // size() > 0 says a later chunk holds the rest.
+      cursor_ = cursor_->next;
+      cursor_off_ = 0;
+    }
+    size_t k = std::min<size_t>(left, cursor_->len - cursor_off_);
+    out.append(cursor_->data() + cursor_off_, k);
+    cursor_off_ += k;
+    left -= k;
+  }
   sent_ += n;
   if (sent_ > credited_) {
     size_t fresh = sent_ - credited_;
@@ -47,18 +125,23 @@ void Body::retain(size_t limit) {
   // Only before anything was sent: a replay must start at the request's first byte.
   SKIFF_CHECK(sent_ == 0 && credited_ == 0);
   retain_limit_ = limit;
-  retaining_ = buffer_.size() <= limit;
+  retaining_ = total_ <= limit;
   overflowed_ = !retaining_;
 }
 
 void Body::rewind() {
   SKIFF_CHECK(retaining_);  // Call only retries while the request can be replayed
+  // While retaining nothing was dropped: head_ holds the first byte.
   sent_ = 0;
+  cursor_ = head_;
+  cursor_off_ = 0;
 }
 
-std::string_view Body::replay_bytes() const {
-  SKIFF_CHECK(retaining_);
-  return buffer_;
+void Body::append_replay_to(Body& out) const {
+  SKIFF_CHECK(retaining_);  // the chunks hold every byte from the first
+  for (Chunk* c = head_; c != nullptr; c = c->next) {
+    out.append(reinterpret_cast<const uint8_t*>(c->data()), c->len);
+  }
 }
 
 void Body::release() {
@@ -67,14 +150,15 @@ void Body::release() {
 }
 
 void Body::credit_received() {
-  if (credited_ == buffer_.size()) return;
-  size_t fresh = buffer_.size() - credited_;
-  credited_ = buffer_.size();
+  if (credited_ == total_) return;
+  size_t fresh = total_ - credited_;
+  credited_ = total_;
   if (on_drained_) on_drained_(fresh);
 }
 
 void Body::clear() {
-  buffer_.clear();
+  free_chunks();
+  total_ = 0;
   sent_ = 0;
   credited_ = 0;
   finished_ = false;
@@ -82,17 +166,22 @@ void Body::clear() {
 }
 
 void Body::compact() {
-  // Drop what the current attempt sent and will never need again. Erasing is amortised: all
-  // at once when everything was sent, else only once the dead prefix dominates.
-  if (sent_ == buffer_.size()) {
-    buffer_.clear();
-  } else if (sent_ > 64 * 1024 && sent_ * 2 > buffer_.size()) {
-    buffer_.erase(0, sent_);
-  } else {
-    return;
+  // Free the chunks the current attempt sent whole; they will never be needed again.
+  size_t dropped = 0;
+  while (head_ != nullptr && (head_ != cursor_ || cursor_off_ == head_->len)) {
+    Chunk* c = head_;
+    if (c == cursor_) {
+      cursor_ = c->next;
+      cursor_off_ = 0;
+    }
+    head_ = c->next;
+    dropped += c->len;
+    base::cache_free(c, sizeof(Chunk) + c->cap);
   }
-  credited_ -= sent_;
-  sent_ = 0;
+  if (head_ == nullptr) tail_ = nullptr;
+  total_ -= dropped;
+  sent_ -= dropped;
+  credited_ -= dropped;
 }
 
 void Body::notify_readable() {

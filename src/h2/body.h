@@ -5,6 +5,10 @@
 //
 // For retries, a request Body can retain what it sent (up to a limit) so a new attempt can
 // replay it from the start (rewind). Past the limit it stops retaining and reports overflow.
+//
+// The bytes live in a list of chunks from the worker's block cache, sized to what arrives (a
+// small message gets one small chunk; a large one chunks of up to 16 KiB): growing never moves
+// bytes already received, and sent chunks are freed from the front.
 #pragma once
 
 #include <cstddef>
@@ -12,21 +16,26 @@
 #include <functional>
 #include <optional>
 #include <string>
-#include <string_view>
 
+#include "base/block_cache.h"
 #include "h2/header.h"
 
 namespace skiff::h2 {
 
 class Body {
  public:
+  Body() = default;
+  ~Body();
+  Body(const Body&) = delete;
+  Body& operator=(const Body&) = delete;
+
   // Receiving side.
   void append(const uint8_t* data, size_t len);
   void finish();                          // no more data, no trailers
   void finish_with(HeaderList trailers);  // no more data; trailers follow it
 
   // Sending side.
-  size_t size() const { return buffer_.size() - sent_; }  // bytes the current attempt may send
+  size_t size() const { return total_ - sent_; }  // bytes the current attempt may send
   bool finished() const { return finished_; }
   bool has_trailers() const { return trailers_.has_value(); }
   HeaderList take_trailers();
@@ -41,8 +50,9 @@ class Body {
   bool overflowed() const { return overflowed_; }
   // The next attempt sends from the first byte again (only while retaining).
   void rewind();
-  // Every byte received so far, from the first (only while retaining): a hedged copy's request.
-  std::string_view replay_bytes() const;
+  // Appends every byte received so far, from the first, to |out| (only while retaining): a
+  // hedged copy's request.
+  void append_replay_to(Body& out) const;
   // The call is committed: nothing will be replayed; drop what was sent.
   void release();
 
@@ -61,15 +71,23 @@ class Body {
 
   // Bytes received whose window credit was not returned yet (it must be, even if the stream
   // dies: see Call teardown).
-  size_t undrained() const { return buffer_.size() - credited_; }
+  size_t undrained() const { return total_ - credited_; }
 
  private:
+  struct Chunk;
   void notify_readable();
   void compact();
+  void free_chunks();
 
-  std::string buffer_;   // bytes not released yet; [0, sent_) went out in the current attempt
-  size_t sent_ = 0;      // offset of the next byte to send
-  size_t credited_ = 0;  // offset up to which on_drained was reported (>= sent_ but on replay)
+  // Bytes not released yet, in order: offsets below count from the first byte of head_;
+  // [0, sent_) went out in the current attempt.
+  Chunk* head_ = nullptr;
+  Chunk* tail_ = nullptr;
+  Chunk* cursor_ = nullptr;  // the chunk holding byte sent_ (null: no chunk yet)
+  size_t cursor_off_ = 0;    // sent_'s offset inside cursor_
+  size_t total_ = 0;         // bytes held
+  size_t sent_ = 0;          // offset of the next byte to send
+  size_t credited_ = 0;      // offset up to which on_drained was reported (>= sent_ but on replay)
   bool finished_ = false;
   bool retaining_ = false;
   bool overflowed_ = false;

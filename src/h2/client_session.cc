@@ -24,12 +24,14 @@ ClientSession::ClientSession(net::Worker& worker, const Limits& limits,
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &ClientSession::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &ClientSession::on_stream_close);
   nghttp2_option* opt = make_options(/*server=*/false);
-  SKIFF_CHECK(nghttp2_session_client_new2(&ng_, cbs, this, opt) == 0);
+  SKIFF_CHECK(nghttp2_session_client_new3(&ng_, cbs, this, opt, session_mem()) == 0);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
 }
 
-ClientSession::~ClientSession() = default;
+ClientSession::~ClientSession() {
+  streams_.for_each([](int32_t, Stream* s) { delete s; });
+}
 
 void ClientSession::connect(const net::SocketAddress& address, std::chrono::milliseconds timeout) {
   int rc = transport_->connect(address);
@@ -77,16 +79,18 @@ int32_t ClientSession::open_stream(std::span<const HeaderView> headers,
   nghttp2_data_provider provider = data_provider();
   int32_t id = nghttp2_submit_request(ng_, nullptr, nva.data(), nva.size(), &provider, nullptr);
   if (id < 0) return id;
-  streams_[id].handler = handler;
+  auto* stream = new Stream;
+  stream->handler = handler;
+  streams_.insert(id, stream);  // a new id: nghttp2 hands out increasing ids
   count_stream_opened();
   schedule_flush();
   return id;
 }
 
 void ClientSession::detach(int32_t stream_id) {
-  auto it = streams_.find(stream_id);
-  if (it == streams_.end()) return;
-  it->second.handler = nullptr;
+  Stream* s = find(stream_id);
+  if (s == nullptr) return;
+  s->handler = nullptr;
   reset_stream(stream_id, NGHTTP2_CANCEL);
 }
 
@@ -102,41 +106,41 @@ void ClientSession::shutdown() {
 }
 
 Body* ClientSession::send_body(int32_t stream_id) {
-  auto it = streams_.find(stream_id);
-  if (it == streams_.end() || it->second.handler == nullptr) return nullptr;
-  return it->second.handler->request_body();
+  Stream* s = find(stream_id);
+  if (s == nullptr || s->handler == nullptr) return nullptr;
+  return s->handler->request_body();
 }
 
 void ClientSession::on_session_closed(const char* reason) {
   connect_timer_.stop();
   ready_ = false;
   if (close_reason_.empty()) close_reason_ = reason;
-  auto streams = std::move(streams_);
-  streams_.clear();
-  for (auto& [id, stream] : streams) {
+  StreamMap<Stream> streams = streams_.take();
+  streams.for_each([this](int32_t, Stream* stream) {
     count_stream_closed();
-    if (stream.handler != nullptr) stream.handler->on_upstream_close(kConnectionLost);
-  }
+    ClientStreamHandler* handler = stream->handler;
+    delete stream;
+    if (handler != nullptr) handler->on_upstream_close(kConnectionLost);
+  });
 }
 
 int ClientSession::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<ClientSession*>(user);
-  auto it = self->streams_.find(frame->hd.stream_id);
-  if (it == self->streams_.end()) return 0;
-  it->second.headers.clear();
-  it->second.header_bytes = 0;
-  it->second.too_large = false;
+  Stream* s = self->find(frame->hd.stream_id);
+  if (s == nullptr) return 0;
+  s->headers.clear();
+  s->header_bytes = 0;
+  s->too_large = false;
   return 0;
 }
 
 int ClientSession::on_header(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name,
                              nghttp2_rcbuf* value, uint8_t, void* user) {
   auto* self = static_cast<ClientSession*>(user);
-  auto it = self->streams_.find(frame->hd.stream_id);
-  if (it == self->streams_.end()) return 0;
-  Stream& s = it->second;
-  if (!s.too_large && !collect_header(s.headers, s.header_bytes, self->limits_, name, value)) {
-    s.too_large = true;
+  Stream* s = self->find(frame->hd.stream_id);
+  if (s == nullptr) return 0;
+  if (!s->too_large && !collect_header(s->headers, s->header_bytes, self->limits_, name, value)) {
+    s->too_large = true;
   }
   return 0;
 }
@@ -156,19 +160,17 @@ int ClientSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
       break;
     case NGHTTP2_DATA:
       if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-        auto it = self->streams_.find(frame->hd.stream_id);
+        Stream* s = self->find(frame->hd.stream_id);
         // END_STREAM on DATA: the response ended without trailers (a broken gRPC server).
-        if (it != self->streams_.end() && it->second.handler != nullptr) {
-          it->second.handler->on_response_trailers({});
-        }
+        if (s != nullptr && s->handler != nullptr) s->handler->on_response_trailers({});
       }
       return 0;
     default:
       return 0;
   }
-  auto it = self->streams_.find(frame->hd.stream_id);
-  if (it == self->streams_.end() || it->second.handler == nullptr) return 0;
-  Stream& s = it->second;
+  Stream* found = self->find(frame->hd.stream_id);
+  if (found == nullptr || found->handler == nullptr) return 0;
+  Stream& s = *found;
   if (s.too_large) {
     self->reset_stream(frame->hd.stream_id, NGHTTP2_INTERNAL_ERROR);
     return 0;
@@ -191,12 +193,12 @@ int ClientSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
 int ClientSession::on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
                                  size_t len, void* user) {
   auto* self = static_cast<ClientSession*>(user);
-  auto it = self->streams_.find(stream_id);
-  if (it == self->streams_.end() || it->second.handler == nullptr) {
+  Stream* s = self->find(stream_id);
+  if (s == nullptr || s->handler == nullptr) {
     nghttp2_session_consume(self->ng_, stream_id, len);
     return 0;
   }
-  it->second.handler->on_response_data(data, len);
+  s->handler->on_response_data(data, len);
   return 0;
 }
 
@@ -204,10 +206,10 @@ int ClientSession::on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t
                                    void* user) {
   // Never fails (CVE-2023-35945).
   auto* self = static_cast<ClientSession*>(user);
-  auto it = self->streams_.find(stream_id);
-  if (it == self->streams_.end()) return 0;
-  ClientStreamHandler* handler = it->second.handler;
-  self->streams_.erase(it);
+  Stream* stream = self->streams_.erase(stream_id);
+  if (stream == nullptr) return 0;
+  ClientStreamHandler* handler = stream->handler;
+  delete stream;
   self->count_stream_closed();
   if (handler != nullptr) handler->on_upstream_close(error_code);
   if (self->callbacks_.on_capacity) self->callbacks_.on_capacity(self);

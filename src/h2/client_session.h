@@ -6,9 +6,10 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <unordered_map>
 
+#include "base/block_cache.h"
 #include "h2/session.h"
+#include "h2/stream_map.h"
 #include "net/address.h"
 #include "net/timer.h"
 
@@ -35,8 +36,8 @@ class ClientStreamHandler {
 class ClientSession final : public Session {
  public:
   struct Callbacks {
-    std::function<void(ClientSession*)> on_ready;          // connected, streams may open
-    std::function<void(ClientSession*)> on_capacity;       // a stream slot freed up
+    std::function<void(ClientSession*)> on_ready;     // connected, streams may open
+    std::function<void(ClientSession*)> on_capacity;  // a stream slot freed up
   };
 
   ClientSession(net::Worker& worker, const Limits& limits,
@@ -74,12 +75,11 @@ class ClientSession final : public Session {
   static int on_header(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf* name,
                        nghttp2_rcbuf* value, uint8_t flags, void* user);
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void* user);
-  static int on_data_chunk(nghttp2_session*, uint8_t flags, int32_t stream_id,
-                           const uint8_t* data, size_t len, void* user);
-  static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code,
-                             void* user);
+  static int on_data_chunk(nghttp2_session*, uint8_t flags, int32_t stream_id, const uint8_t* data,
+                           size_t len, void* user);
+  static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user);
 
-  struct Stream {
+  struct Stream : base::CacheAllocated {
     ClientStreamHandler* handler = nullptr;
     HeaderList headers;  // being received
     size_t header_bytes = 0;
@@ -87,8 +87,10 @@ class ClientSession final : public Session {
     bool response_started = false;
   };
 
+  Stream* find(int32_t stream_id) { return streams_.find(stream_id); }
+
   Callbacks callbacks_;
-  std::unordered_map<int32_t, Stream> streams_;
+  StreamMap<Stream> streams_;  // owns its Streams (deleted on close)
   net::Timer connect_timer_;
   bool ready_ = false;
   bool ready_ever_ = false;

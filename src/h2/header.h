@@ -9,13 +9,44 @@
 #include <string_view>
 #include <vector>
 
+#include "base/block_cache.h"
+
 namespace skiff::h2 {
 
-struct Header {
-  std::string name;
-  std::string value;
+// One header field. A received field borrows nghttp2's reference-counted buffers (the HPACK
+// decoder's own bytes: no copy, no allocation); a field skiff makes (a local reply) owns one heap
+// block holding both strings. |name| and |value| are views into that storage: read them, never
+// assign them.
+class Header {
+ public:
+  // Owned: copies |name| and |value|.
+  Header(std::string_view name, std::string_view value);
+  // Borrowed: keeps a reference on each buffer until destroyed. |name_buf| and |value_buf|
+  // are their nghttp2_rcbuf_get_buf.
+  Header(nghttp2_rcbuf* name, nghttp2_vec name_buf, nghttp2_rcbuf* value, nghttp2_vec value_buf);
+
+  Header(const Header& other);
+  Header(Header&& other) noexcept;
+  Header& operator=(const Header& other);
+  Header& operator=(Header&& other) noexcept;
+  ~Header() { release(); }
+
+  std::string_view name;
+  std::string_view value;
+
+ private:
+  void release() noexcept;
+  void copy_from(const Header& other);
+  void steal(Header& other) noexcept;
+
+  // Borrowed: both rcbufs set, owned_ null. Owned: owned_ holds name then value.
+  nghttp2_rcbuf* name_rc_ = nullptr;
+  nghttp2_rcbuf* value_rc_ = nullptr;
+  char* owned_ = nullptr;
 };
-using HeaderList = std::vector<Header>;
+// One per header block (request headers, response headers, trailers): allocated through the
+// worker's block cache.
+using HeaderList = std::vector<Header, base::CacheAllocator<Header>>;
 
 // A field borrowed from elsewhere (a received header, a literal): forwarding builds these
 // instead of copying strings.

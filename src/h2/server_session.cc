@@ -42,14 +42,16 @@ ServerSession::ServerSession(net::Worker& worker, const Limits& limits,
                                                                &ServerSession::on_invalid_frame);
   nghttp2_session_callbacks_set_on_invalid_header_callback2(cbs, &ServerSession::on_invalid_header);
   nghttp2_option* opt = make_options(/*server=*/true);
-  SKIFF_CHECK(nghttp2_session_server_new2(&ng_, cbs, this, opt) == 0);
+  SKIFF_CHECK(nghttp2_session_server_new3(&ng_, cbs, this, opt, session_mem()) == 0);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
 }
 
 ServerSession::~ServerSession() {
   // Streams must not outlive the session; their handlers were told in on_session_closed.
-  for (auto& [id, stream] : streams_) worker_.defer_delete(std::move(stream));
+  streams_.for_each([this](int32_t, ServerStream* stream) {
+    worker_.defer_delete(std::unique_ptr<ServerStream>(stream));
+  });
 }
 
 bool ServerSession::start(uv_stream_t* server) {
@@ -156,24 +158,20 @@ int ServerSession::on_invalid_header(nghttp2_session*, const nghttp2_frame*, ngh
 void ServerSession::on_session_closed(const char*) {
   drain_timer_.stop();
   idle_timer_.stop();
-  for (auto& [id, stream] : streams_) {
+  StreamMap<ServerStream> streams = streams_.take();
+  streams.for_each([this](int32_t, ServerStream* stream) {
     count_stream_closed();
     if (stream->handler_) stream->handler_->on_stream_close(NGHTTP2_CANCEL);
-    worker_.defer_delete(std::move(stream));
-  }
-  streams_.clear();
-}
-
-ServerStream* ServerSession::find(int32_t stream_id) {
-  auto it = streams_.find(stream_id);
-  return it == streams_.end() ? nullptr : it->second.get();
+    worker_.defer_delete(std::unique_ptr<ServerStream>(stream));
+  });
 }
 
 int ServerSession::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<ServerSession*>(user);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   int32_t id = frame->hd.stream_id;
-  self->streams_.emplace(id, std::make_unique<ServerStream>(*self, id));
+  if (self->streams_.find(id) != nullptr) return 0;  // nghttp2 opens each id once
+  self->streams_.insert(id, new ServerStream(*self, id));
   self->count_stream_opened();
   self->idle_timer_.stop();
   return 0;
@@ -246,10 +244,8 @@ int ServerSession::on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t
                                    void* user) {
   // Never fails (CVE-2023-35945: an error here leaks in Debian's nghttp2).
   auto* self = static_cast<ServerSession*>(user);
-  auto it = self->streams_.find(stream_id);
-  if (it == self->streams_.end()) return 0;
-  std::unique_ptr<ServerStream> stream = std::move(it->second);
-  self->streams_.erase(it);
+  std::unique_ptr<ServerStream> stream(self->streams_.erase(stream_id));
+  if (stream == nullptr) return 0;
   self->count_stream_closed();
   if (stream->handler_) stream->handler_->on_stream_close(error_code);
   self->worker_.defer_delete(std::move(stream));

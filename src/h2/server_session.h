@@ -4,17 +4,19 @@
 
 #include <cstdint>
 #include <memory>
-#include <unordered_map>
 
+#include "base/block_cache.h"
 #include "h2/session.h"
+#include "h2/stream_map.h"
 #include "net/timer.h"
 
 namespace skiff::h2 {
 
 class ServerSession;
 
-// Implemented by proxy::Call: events of one downstream stream.
-class StreamHandler {
+// Implemented by proxy::Call: events of one downstream stream. Handlers (one per request) are
+// allocated through the worker's block cache.
+class StreamHandler : public base::CacheAllocated {
  public:
   virtual ~StreamHandler() = default;
   virtual void on_request_data(const uint8_t* data, size_t len) = 0;
@@ -26,8 +28,8 @@ class StreamHandler {
   virtual Body* response_body() = 0;
 };
 
-// One downstream request stream, owned by its ServerSession.
-class ServerStream : public net::Deletable {
+// One downstream request stream, owned by its ServerSession (allocated through the block cache).
+class ServerStream : public net::Deletable, public base::CacheAllocated {
  public:
   ServerStream(ServerSession& session, int32_t id) : session_(session), id_(id) {}
 
@@ -86,15 +88,14 @@ class ServerSession final : public Session {
   static int on_header(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf* name,
                        nghttp2_rcbuf* value, uint8_t flags, void* user);
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void* user);
-  static int on_data_chunk(nghttp2_session*, uint8_t flags, int32_t stream_id,
-                           const uint8_t* data, size_t len, void* user);
-  static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code,
-                             void* user);
+  static int on_data_chunk(nghttp2_session*, uint8_t flags, int32_t stream_id, const uint8_t* data,
+                           size_t len, void* user);
+  static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user);
   static int on_invalid_frame(nghttp2_session*, const nghttp2_frame*, int lib_error, void* user);
   static int on_invalid_header(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf* name,
                                nghttp2_rcbuf* value, uint8_t flags, void* user);
 
-  ServerStream* find(int32_t stream_id);
+  ServerStream* find(int32_t stream_id) { return streams_.find(stream_id); }
   // Counts a peer misbehaviour that costs us work without being fatal by itself (invalid
   // frames and headers, empty DATA frames: the stream errors nghttp2 1.52 has no limiter for,
   // "MadeYouReset", CVE-2019-9518). Past the budget the connection ends with
@@ -108,7 +109,8 @@ class ServerSession final : public Session {
   void finish_goaway();
 
   CallFactory& factory_;
-  std::unordered_map<int32_t, std::unique_ptr<ServerStream>> streams_;
+  // Owns its streams (raw pointers: see StreamMap); they go to Worker::defer_delete.
+  StreamMap<ServerStream> streams_;
   bool begun_ = false;  // SETTINGS submitted (after the TLS handshake, if any)
   bool draining_ = false;
   bool goaway_final_sent_ = false;

@@ -1020,8 +1020,7 @@ void Call::send_copy() {
     // Its own copy of the whole request. The downstream's window credit for those bytes goes
     // back now: the first copy may never take them all.
     request_body_.credit_received();
-    std::string_view bytes = request_body_.replay_bytes();
-    copy->own_body().append(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    request_body_.append_replay_to(copy->own_body());
     copy->own_body().finish();
     counters_->hedges.add();
   }

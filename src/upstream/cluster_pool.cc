@@ -30,13 +30,17 @@ AttemptTicket& AttemptTicket::operator=(AttemptTicket&& other) noexcept {
 void AttemptTicket::on_response(bool resource_exhausted) {
   if (pool_ == nullptr || responded_) return;
   responded_ = true;
+  if (!pool_->keeps_latency()) return;
   pool_->on_attempt_response(endpoint_, base::SteadyClock::now() - started_, resource_exhausted);
 }
 
 void AttemptTicket::release() {
   if (pool_ == nullptr) return;
   ClusterPool* pool = std::exchange(pool_, nullptr);
-  pool->on_attempt_end(endpoint_, base::SteadyClock::now() - started_, responded_);
+  // Only peak_ewma reads the elapsed time: the others skip the clock read.
+  const base::Duration elapsed =
+      pool->keeps_latency() ? base::SteadyClock::now() - started_ : base::Duration::zero();
+  pool->on_attempt_end(endpoint_, elapsed, responded_);
 }
 
 ClusterPool::ClusterPool(net::Worker& worker, const ClusterSpec& spec, const h2::Limits& limits,
@@ -121,7 +125,9 @@ uint64_t ClusterPool::next_random() {
 
 AttemptTicket ClusterPool::start_attempt(size_t endpoint) {
   ++in_flight_[endpoint];
-  return AttemptTicket(this, endpoint, base::SteadyClock::now());
+  // The start time is only read for peak_ewma's latency samples.
+  return AttemptTicket(this, endpoint,
+                       keeps_latency() ? base::SteadyClock::now() : base::TimePoint{});
 }
 
 void ClusterPool::on_attempt_response(size_t endpoint, base::Duration rtt,

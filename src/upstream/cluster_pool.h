@@ -148,6 +148,8 @@ class ClusterPool final : public net::Flushable {
   uint64_t next_random();
   // AttemptTicket's side: the counters and the latency estimate.
   AttemptTicket start_attempt(size_t endpoint);
+  // Attempt latencies are kept (peak_ewma): only then do tickets read the clock.
+  bool keeps_latency() const { return !ewma_.empty(); }
   void on_attempt_response(size_t endpoint, base::Duration rtt, bool resource_exhausted);
   void on_attempt_end(size_t endpoint, base::Duration elapsed, bool responded);
 
