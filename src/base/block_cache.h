@@ -77,6 +77,9 @@ inline void* cache_alloc(size_t size) {
     FreeList& list = tls_lists.lists[c];
     if (FreeBlock* b = list.head; b != nullptr) {
       list.head = b->next;
+      // The next pop reads that block's link: start fetching it now (a free list's blocks
+      // are scattered; the pop's dependent load was its whole cost in a perf profile).
+      __builtin_prefetch(list.head);
       --list.count;
       return b;
     }
