@@ -16,6 +16,14 @@ constexpr size_t kWriteHighWater = 256 * 1024;
 // DATA payloads from this size on go to the socket straight from their Body (a gather write)
 // instead of being copied into out_; smaller ones are cheaper to copy than to add an iovec for.
 constexpr size_t kSendInPlace = 4096;
+// A batch with payloads sent in place may reach this size (out_ itself still stops at
+// kOutBatch): bulk transfers then take one gather write per flush instead of four writes, and
+// each write may wake the reader (in a VM an IPI): -15% CPU per 64 KiB call in a local test.
+constexpr size_t kInPlaceBatch = 256 * 1024;
+
+bool batch_full(size_t copied, size_t in_place) {
+  return copied >= kOutBatch || copied + in_place >= kInPlaceBatch;
+}
 
 }  // namespace
 
@@ -195,7 +203,7 @@ void Session::on_write_done(int status) {
 
 ssize_t Session::on_send(nghttp2_session*, const uint8_t* data, size_t len, int, void* user) {
   auto* self = static_cast<Session*>(user);
-  if (self->out_.size() + self->sliced_bytes_ >= kOutBatch) return NGHTTP2_ERR_WOULDBLOCK;
+  if (batch_full(self->out_.size(), self->sliced_bytes_)) return NGHTTP2_ERR_WOULDBLOCK;
   self->out_.append(reinterpret_cast<const char*>(data), len);
   return static_cast<ssize_t>(len);
 }
@@ -203,7 +211,7 @@ ssize_t Session::on_send(nghttp2_session*, const uint8_t* data, size_t len, int,
 int Session::on_send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
                           size_t length, nghttp2_data_source*, void* user) {
   auto* self = static_cast<Session*>(user);
-  if (self->out_.size() + self->sliced_bytes_ >= kOutBatch) return NGHTTP2_ERR_WOULDBLOCK;
+  if (batch_full(self->out_.size(), self->sliced_bytes_)) return NGHTTP2_ERR_WOULDBLOCK;
   Body* body = self->send_body(frame->hd.stream_id);
   if (body == nullptr || body->size() < length) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   self->out_.append(reinterpret_cast<const char*>(framehd), 9);
