@@ -23,11 +23,12 @@ namespace {
 constexpr size_t kMinBlock = 128;
 constexpr size_t kMaxBlock = 16 * 1024;
 
-// The whole block-cache class a block of |n| bytes lands in: 32-byte steps to 1 KiB, then
-// powers of two.
+// The whole block-cache class a block of |n| bytes lands in (base/block_cache.h): 32-byte steps
+// to 1 KiB, 128-byte steps to 4 KiB, then powers of two.
 size_t round_block(size_t n) {
   if (n <= 1024) return (n + 31) / 32 * 32;
-  size_t b = 2048;
+  if (n <= 4096) return (n + 127) / 128 * 128;
+  size_t b = 8192;
   while (b < n) b <<= 1;
   return b;
 }
