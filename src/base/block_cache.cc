@@ -14,7 +14,9 @@ namespace {
 constexpr uint32_t kUncached = 0xffffffff;
 
 constexpr size_t class_size(size_t c) {
-  return c < kSmallClasses ? (c + 1) * kStep : kSmallMax << (c - kSmallClasses + 1);
+  if (c < kSmallClasses) return (c + 1) * kStep;
+  if (c < kSmallClasses + kMidClasses) return kSmallMax + (c - kSmallClasses + 1) * kMidStep;
+  return kMidMax << (c - kSmallClasses - kMidClasses + 1);
 }
 
 constexpr uint32_t class_cap(size_t c) {
@@ -25,11 +27,11 @@ constexpr uint32_t class_cap(size_t c) {
 // kUncached for sizes above kLargeMax.
 [[maybe_unused]] uint32_t class_of(size_t size) {
   if (size <= kSmallMax) return small_class(size);
+  if (size <= kMidMax) {
+    return static_cast<uint32_t>(kSmallClasses + (size - kSmallMax - 1) / kMidStep);
+  }
   if (size > kLargeMax) return kUncached;
-  // 1025..2048 -> kSmallClasses, ..4096 -> +1, ..8192 -> +2, ..16384 -> +3.
-  uint32_t c = static_cast<uint32_t>(kSmallClasses);
-  for (size_t s = 2 * kSmallMax; s < size; s <<= 1) ++c;
-  return c;
+  return static_cast<uint32_t>(kSmallClasses + kMidClasses + (size <= 2 * kMidMax ? 0 : 1));
 }
 
 void* checked_malloc(size_t size) {
@@ -66,6 +68,8 @@ void* pop(uint32_t c) {
   FreeList& list = tls_lists.lists[c];
   if (FreeBlock* b = list.head; b != nullptr) {
     list.head = b->next;
+    list.used = true;
+    __builtin_prefetch(list.head);  // see cache_alloc
     --list.count;
     return b;
   }
@@ -163,8 +167,27 @@ void* cache_realloc(void* p, size_t size) {
   return moved;
 }
 
+size_t cache_trim() noexcept {
+  size_t freed = 0;
+  for (size_t c = 0; c < kClasses; ++c) {
+    FreeList& list = tls_lists.lists[c];
+    if (!list.used) {
+      freed += list.count * class_size(c);
+      while (list.head != nullptr) {
+        FreeBlock* b = list.head;
+        list.head = b->next;
+        std::free(b);
+      }
+      list.count = 0;
+    }
+    list.used = false;
+  }
+  return freed;
+}
+
 #else
 
+size_t cache_trim() noexcept { return 0; }
 void* cache_malloc(size_t size) { return checked_malloc(size); }
 void cache_free_unsized(void* p) noexcept { std::free(p); }
 void* cache_realloc(void* p, size_t size) {

@@ -8,10 +8,11 @@
 
 namespace skiff::h2 {
 
-struct Body::Chunk {
-  Chunk* next;
-  uint32_t cap;  // bytes data() can hold
-  uint32_t len;  // bytes used
+struct BodyChunk {
+  BodyChunk* next;
+  uint32_t cap;   // bytes data() can hold
+  uint32_t len;   // bytes used
+  uint32_t refs;  // the Body's list (while the chunk is in it) + live Slices
   char* data() { return reinterpret_cast<char*>(this + 1); }
 };
 
@@ -22,24 +23,34 @@ namespace {
 constexpr size_t kMinBlock = 128;
 constexpr size_t kMaxBlock = 16 * 1024;
 
-// The whole block-cache class a block of |n| bytes lands in: 32-byte steps to 1 KiB, then
-// powers of two.
+// The whole block-cache class a block of |n| bytes lands in (base/block_cache.h): 32-byte steps
+// to 1 KiB, 128-byte steps to 4 KiB, then powers of two.
 size_t round_block(size_t n) {
   if (n <= 1024) return (n + 31) / 32 * 32;
-  size_t b = 2048;
+  if (n <= 4096) return (n + 127) / 128 * 128;
+  size_t b = 8192;
   while (b < n) b <<= 1;
   return b;
 }
 
+void unref(BodyChunk* c) {
+  if (--c->refs == 0) base::cache_free(c, sizeof(BodyChunk) + c->cap);
+}
+
 }  // namespace
+
+void Body::Slice::release() {
+  if (chunk_ != nullptr) unref(chunk_);
+  chunk_ = nullptr;
+}
 
 Body::~Body() { free_chunks(); }
 
 void Body::free_chunks() {
   while (head_ != nullptr) {
-    Chunk* c = head_;
+    BodyChunk* c = head_;
     head_ = c->next;
-    base::cache_free(c, sizeof(Chunk) + c->cap);
+    unref(c);
   }
   tail_ = nullptr;
   cursor_ = nullptr;
@@ -51,12 +62,13 @@ void Body::append(const uint8_t* data, size_t len) {
     if (tail_ == nullptr || tail_->len == tail_->cap) {
       // Room for this append and at least as much as is held already (so a large body takes
       // few chunks), within [kMinBlock, kMaxBlock].
-      size_t want = sizeof(Chunk) + std::max(len, total_);
+      size_t want = sizeof(BodyChunk) + std::max(len, total_);
       size_t block = round_block(std::clamp(want, kMinBlock, kMaxBlock));
-      auto* c = static_cast<Chunk*>(base::cache_alloc(block));
+      auto* c = static_cast<BodyChunk*>(base::cache_alloc(block));
       c->next = nullptr;
-      c->cap = static_cast<uint32_t>(block - sizeof(Chunk));
+      c->cap = static_cast<uint32_t>(block - sizeof(BodyChunk));
       c->len = 0;
+      c->refs = 1;
       if (tail_ != nullptr) {
         tail_->next = c;
       } else {
@@ -112,6 +124,25 @@ void Body::take(size_t n, std::string& out) {
     cursor_off_ += k;
     left -= k;
   }
+  advance_sent(n);
+}
+
+Body::Slice Body::next_slice(size_t n) {
+  SKIFF_DCHECK(n <= size());  // take_slices' contract
+  if (cursor_off_ == cursor_->len) {
+    cursor_ = cursor_->next;
+    cursor_off_ = 0;
+  }
+  Slice s;
+  s.chunk_ = cursor_;
+  s.data_ = cursor_->data() + cursor_off_;
+  s.size_ = std::min<size_t>(n, cursor_->len - cursor_off_);
+  ++cursor_->refs;
+  cursor_off_ += s.size_;
+  return s;
+}
+
+void Body::advance_sent(size_t n) {
   sent_ += n;
   if (sent_ > credited_) {
     size_t fresh = sent_ - credited_;
@@ -139,7 +170,7 @@ void Body::rewind() {
 
 void Body::append_replay_to(Body& out) const {
   SKIFF_CHECK(retaining_);  // the chunks hold every byte from the first
-  for (Chunk* c = head_; c != nullptr; c = c->next) {
+  for (BodyChunk* c = head_; c != nullptr; c = c->next) {
     out.append(reinterpret_cast<const uint8_t*>(c->data()), c->len);
   }
 }
@@ -169,14 +200,14 @@ void Body::compact() {
   // Free the chunks the current attempt sent whole; they will never be needed again.
   size_t dropped = 0;
   while (head_ != nullptr && (head_ != cursor_ || cursor_off_ == head_->len)) {
-    Chunk* c = head_;
+    BodyChunk* c = head_;
     if (c == cursor_) {
       cursor_ = c->next;
       cursor_off_ = 0;
     }
     head_ = c->next;
     dropped += c->len;
-    base::cache_free(c, sizeof(Chunk) + c->cap);
+    unref(c);  // a Slice may still hold it
   }
   if (head_ == nullptr) tail_ = nullptr;
   total_ -= dropped;

@@ -22,6 +22,9 @@
 
 namespace skiff::h2 {
 
+// A run of body bytes with a reference count: the Body's list holds one, each Slice another.
+struct BodyChunk;
+
 class Body {
  public:
   Body() = default;
@@ -42,6 +45,23 @@ class Body {
   // Appends up to |n| bytes to |out|. Bytes sent for the first time are reported through
   // on_drained; replayed bytes are not (their window credit was returned already).
   void take(size_t n, std::string& out);
+  // Like take(), without copying: |n| bytes (n <= size()) as in-place slices passed to
+  // |on_slice(slice)|. Each slice holds a reference on its chunk, so its bytes stay valid
+  // (even if this Body drops them or is destroyed) until Slice::release().
+  class Slice {
+   public:
+    const char* data() const { return data_; }
+    size_t size() const { return size_; }
+    void release();
+
+   private:
+    friend class Body;
+    BodyChunk* chunk_ = nullptr;
+    const char* data_ = nullptr;
+    size_t size_ = 0;
+  };
+  template <typename OnSlice>
+  void take_slices(size_t n, OnSlice&& on_slice);
 
   // Replay. retain(limit): keep sent bytes while the body stays within |limit| bytes; once it
   // grows past, retaining stops for good and overflowed() turns true.
@@ -74,20 +94,22 @@ class Body {
   size_t undrained() const { return total_ - credited_; }
 
  private:
-  struct Chunk;
   void notify_readable();
+  // The next |n| bytes from the cursor: one slice per chunk they span.
+  Slice next_slice(size_t n);
+  void advance_sent(size_t n);
   void compact();
   void free_chunks();
 
   // Bytes not released yet, in order: offsets below count from the first byte of head_;
   // [0, sent_) went out in the current attempt.
-  Chunk* head_ = nullptr;
-  Chunk* tail_ = nullptr;
-  Chunk* cursor_ = nullptr;  // the chunk holding byte sent_ (null: no chunk yet)
-  size_t cursor_off_ = 0;    // sent_'s offset inside cursor_
-  size_t total_ = 0;         // bytes held
-  size_t sent_ = 0;          // offset of the next byte to send
-  size_t credited_ = 0;      // offset up to which on_drained was reported (>= sent_ but on replay)
+  BodyChunk* head_ = nullptr;
+  BodyChunk* tail_ = nullptr;
+  BodyChunk* cursor_ = nullptr;  // the chunk holding byte sent_ (null: no chunk yet)
+  size_t cursor_off_ = 0;        // sent_'s offset inside cursor_
+  size_t total_ = 0;             // bytes held
+  size_t sent_ = 0;              // offset of the next byte to send
+  size_t credited_ = 0;  // offset up to which on_drained was reported (>= sent_ but on replay)
   bool finished_ = false;
   bool retaining_ = false;
   bool overflowed_ = false;
@@ -96,5 +118,15 @@ class Body {
   std::function<void(size_t)> on_drained_;
   std::function<void()> on_readable_;
 };
+
+template <typename OnSlice>
+void Body::take_slices(size_t n, OnSlice&& on_slice) {
+  for (size_t left = n; left > 0;) {
+    Slice s = next_slice(left);
+    left -= s.size();
+    on_slice(s);
+  }
+  advance_sent(n);
+}
 
 }  // namespace skiff::h2

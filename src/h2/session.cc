@@ -13,6 +13,17 @@ namespace {
 // unwritten backlog is above kWriteHighWater, and reading stops too (nghttpx's 2019 fix).
 constexpr size_t kOutBatch = 64 * 1024;
 constexpr size_t kWriteHighWater = 256 * 1024;
+// DATA payloads from this size on go to the socket straight from their Body (a gather write)
+// instead of being copied into out_; smaller ones are cheaper to copy than to add an iovec for.
+constexpr size_t kSendInPlace = 4096;
+// A batch with payloads sent in place may reach this size (out_ itself still stops at
+// kOutBatch): bulk transfers then take one gather write per flush instead of four writes, and
+// each write may wake the reader (in a VM an IPI): -15% CPU per 64 KiB call in a local test.
+constexpr size_t kInPlaceBatch = 256 * 1024;
+
+bool batch_full(size_t copied, size_t in_place) {
+  return copied >= kOutBatch || copied + in_place >= kInPlaceBatch;
+}
 
 }  // namespace
 
@@ -23,6 +34,7 @@ Session::Session(net::Worker& worker, const Limits& limits,
 }
 
 Session::~Session() {
+  release_sliced();
   worker_.cancel_flush(this);
   if (ng_ != nullptr) nghttp2_session_del(ng_);
 }
@@ -100,9 +112,8 @@ void Session::flush() {
       close(nghttp2_strerror(rv));
       return;
     }
-    if (out_.empty()) break;
-    transport_->write(out_);
-    out_.clear();  // keeps its capacity: steady state allocates nothing here
+    if (out_.empty() && sliced_.empty()) break;
+    write_out();
   }
   if (reading_paused_ && transport_->write_backlog() < kWriteHighWater) {
     reading_paused_ = false;
@@ -121,10 +132,39 @@ void Session::close(const char* reason) {
   SKIFF_LOG(kDebug) << "h2 session closed: " << reason;
   worker_.cancel_flush(this);
   flush_scheduled_ = false;
+  release_sliced();
+  out_.clear();
   on_session_closed(reason);
   // Destroying the stream closes the socket; queued writes are dropped.
   transport_.reset();
   if (on_closed_) on_closed_(this);
+}
+
+void Session::write_out() {
+  if (sliced_.empty()) {
+    if (!out_.empty()) transport_->write(out_);
+    out_.clear();  // keeps its capacity: steady state allocates nothing here
+    return;
+  }
+  thread_local std::vector<uv_buf_t> iov;
+  iov.clear();
+  size_t from = 0;
+  for (const SlicedData& d : sliced_) {
+    if (d.at > from) iov.push_back(uv_buf_init(out_.data() + from, d.at - from));
+    iov.push_back(uv_buf_init(const_cast<char*>(d.slice.data()), d.slice.size()));
+    from = d.at;
+  }
+  if (out_.size() > from) iov.push_back(uv_buf_init(out_.data() + from, out_.size() - from));
+  // The transport writes what the kernel takes and copies the rest: the slices are free after.
+  transport_->writev(iov);
+  release_sliced();
+  out_.clear();
+}
+
+void Session::release_sliced() {
+  for (SlicedData& d : sliced_) d.slice.release();
+  sliced_.clear();
+  sliced_bytes_ = 0;
 }
 
 void Session::on_connect(int) {}
@@ -138,8 +178,7 @@ void Session::on_read(const char* data, size_t len) {
     SKIFF_LOG(kDebug) << "h2 receive error: " << nghttp2_strerror(static_cast<int>(rv));
     count_protocol_error();
     nghttp2_session_send(ng_);
-    if (!out_.empty()) transport_->write(out_);
-    out_.clear();
+    write_out();
     close(nghttp2_strerror(static_cast<int>(rv)));
     return;
   }
@@ -164,7 +203,7 @@ void Session::on_write_done(int status) {
 
 ssize_t Session::on_send(nghttp2_session*, const uint8_t* data, size_t len, int, void* user) {
   auto* self = static_cast<Session*>(user);
-  if (self->out_.size() >= kOutBatch) return NGHTTP2_ERR_WOULDBLOCK;
+  if (batch_full(self->out_.size(), self->sliced_bytes_)) return NGHTTP2_ERR_WOULDBLOCK;
   self->out_.append(reinterpret_cast<const char*>(data), len);
   return static_cast<ssize_t>(len);
 }
@@ -172,12 +211,19 @@ ssize_t Session::on_send(nghttp2_session*, const uint8_t* data, size_t len, int,
 int Session::on_send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
                           size_t length, nghttp2_data_source*, void* user) {
   auto* self = static_cast<Session*>(user);
-  if (self->out_.size() >= kOutBatch) return NGHTTP2_ERR_WOULDBLOCK;
+  if (batch_full(self->out_.size(), self->sliced_bytes_)) return NGHTTP2_ERR_WOULDBLOCK;
   Body* body = self->send_body(frame->hd.stream_id);
   if (body == nullptr || body->size() < length) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   self->out_.append(reinterpret_cast<const char*>(framehd), 9);
   // No padding: skiff never sets a select_padding callback, so frame->data.padlen is 0.
-  body->take(length, self->out_);
+  if (length < kSendInPlace) {
+    body->take(length, self->out_);
+    return 0;
+  }
+  body->take_slices(length, [self](const Body::Slice& s) {
+    self->sliced_.push_back({self->out_.size(), s});
+    self->sliced_bytes_ += s.size();
+  });
   return 0;
 }
 

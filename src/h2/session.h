@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "h2/body.h"
 #include "h2/header.h"
@@ -96,7 +97,18 @@ class Session : public net::TransportHandler, public net::Flushable, public net:
   static ssize_t on_read_data(nghttp2_session*, int32_t stream_id, uint8_t*, size_t length,
                               uint32_t* flags, nghttp2_data_source*, void* user);
 
-  std::string out_;
+  // Hands out_ (and the DATA payloads sent in place) to the transport; empties both.
+  void write_out();
+  void release_sliced();
+
+  std::string out_;  // frames produced by this flush, but large DATA payloads (sliced_)
+  // Large DATA payloads sent in place from their Body: each goes after out_'s first |at| bytes.
+  struct SlicedData {
+    size_t at;
+    Body::Slice slice;
+  };
+  std::vector<SlicedData> sliced_;
+  size_t sliced_bytes_ = 0;
   bool flush_scheduled_ = false;
   bool reading_paused_ = false;
   bool closed_ = false;

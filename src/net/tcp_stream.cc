@@ -30,14 +30,10 @@ struct TcpStream::Box {
   size_t backlog = 0;
 };
 
-namespace {
-
-struct WriteRequest {
+struct TcpStream::WriteRequest {
   uv_write_t req{};
   std::string data;
 };
-
-}  // namespace
 
 TcpStream::TcpStream(uv_loop_t* loop) : box_(new Box) {
   SKIFF_CHECK(uv_tcp_init(loop, &box_->handle) == 0);
@@ -102,6 +98,11 @@ void TcpStream::write(std::string_view data) {
   }
   auto* wr = new WriteRequest;
   wr->data.assign(data);
+  queue(wr);
+}
+
+void TcpStream::queue(WriteRequest* wr) {
+  auto* stream = reinterpret_cast<uv_stream_t*>(&box_->handle);
   wr->req.data = box_;
   box_->backlog += wr->data.size();
   uv_buf_t buf = uv_buf_init(wr->data.data(), wr->data.size());
@@ -117,6 +118,31 @@ void TcpStream::write(std::string_view data) {
     box_->backlog -= wr->data.size();
     delete wr;
   }
+}
+
+void TcpStream::writev(std::span<const uv_buf_t> bufs) {
+  auto* stream = reinterpret_cast<uv_stream_t*>(&box_->handle);
+  size_t skip = 0;  // bytes of |bufs| the kernel took
+  if (box_->backlog == 0) {
+    // Nothing queued, so order is kept: write what the kernel takes now, copy-free.
+    int n = uv_try_write(stream, bufs.data(), static_cast<unsigned>(bufs.size()));
+    if (n > 0) skip = static_cast<size_t>(n);
+  }
+  size_t total = 0;
+  for (const uv_buf_t& b : bufs) total += b.len;
+  if (skip >= total) return;
+  // The rest is copied into one queued request, like write()'s.
+  auto* wr = new WriteRequest;
+  wr->data.reserve(total - skip);
+  for (const uv_buf_t& b : bufs) {
+    if (skip >= b.len) {
+      skip -= b.len;
+      continue;
+    }
+    wr->data.append(b.base + skip, b.len - skip);
+    skip = 0;
+  }
+  queue(wr);
 }
 
 size_t TcpStream::write_backlog() const { return box_->backlog; }

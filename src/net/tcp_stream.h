@@ -28,11 +28,15 @@ class TcpStream final : public Transport {
   void read_stop() override;
   // Written at once as far as the socket takes it (uv_try_write), the rest queued.
   void write(std::string_view data) override;
+  void writev(std::span<const uv_buf_t> bufs) override;
   size_t write_backlog() const override;
   std::string peer_address() const override;
 
  private:
   struct Box;
+  struct WriteRequest;
+  // Queues |wr| (its data: bytes the kernel did not take) behind earlier writes; owns it.
+  void queue(WriteRequest* wr);
   Box* box_;
 };
 

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,9 @@ class Transport {
   // Sends |data|: as much as the peer takes now is written at once, only the rest is copied
   // and queued. Errors surface as on_write_done(status < 0).
   virtual void write(std::string_view data) = 0;
+  // The same for |bufs| in order (a gather write). The default joins them and calls write();
+  // TcpStream hands them to the kernel as they are, so callers can send bytes in place.
+  virtual void writev(std::span<const uv_buf_t> bufs);
   // Bytes accepted by write() and not yet handed to the kernel.
   virtual size_t write_backlog() const = 0;
   virtual std::string peer_address() const = 0;

@@ -1,11 +1,20 @@
 // Worker: thread + uv loop; flushes and deferred deletes run in the uv_check phase.
 #include "net/worker.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 
+#include "base/block_cache.h"
 #include "base/check.h"
 
 namespace skiff::net {
+namespace {
+
+// Bytes the block cache must have let go of in one trim before the heap is trimmed too.
+constexpr size_t kTrimHeapAfter = 1024 * 1024;
+
+}  // namespace
 
 Worker::Worker(int id) : id_(id) {
   // Initialised here so handles can be used from init() and post() before start().
@@ -19,6 +28,17 @@ Worker::Worker(int id) : id_(id) {
   uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
   SKIFF_CHECK(uv_idle_init(&loop_, &idle_) == 0);
   idle_.data = this;
+  // Twice a second, on the loop thread: cached blocks unused for half a second go back to
+  // malloc, and after a burst glibc is asked to give its free pages back (scattered blocks
+  // keep a heap from shrinking on its own).
+  SKIFF_CHECK(uv_timer_init(&loop_, &trim_timer_) == 0);
+  SKIFF_CHECK(uv_timer_start(
+                  &trim_timer_,
+                  [](uv_timer_t*) {
+                    if (base::cache_trim() >= kTrimHeapAfter) malloc_trim(0);
+                  },
+                  500, 500) == 0);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&trim_timer_));  // must not keep the loop alive
 }
 
 Worker::~Worker() {
@@ -110,6 +130,7 @@ void Worker::close_own_handles() {
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&trim_timer_), nullptr);
 }
 
 }  // namespace skiff::net

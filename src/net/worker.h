@@ -67,7 +67,8 @@ class Worker {
   uv_loop_t loop_{};
   uv_async_t async_{};
   uv_check_t check_{};
-  uv_idle_t idle_{};  // keeps poll from blocking while flushes are pending
+  uv_idle_t idle_{};         // keeps poll from blocking while flushes are pending
+  uv_timer_t trim_timer_{};  // gives idle block-cache memory back (base::cache_trim)
   TimerPool timer_pool_{&loop_};
   std::thread thread_;
 
