@@ -60,9 +60,11 @@ void Body::free_chunks() {
 void Body::append(const uint8_t* data, size_t len) {
   while (len > 0) {
     if (tail_ == nullptr || tail_->len == tail_->cap) {
-      // Room for this append and at least as much as is held already (so a large body takes
-      // few chunks), within [kMinBlock, kMaxBlock].
-      size_t want = sizeof(BodyChunk) + std::max(len, total_);
+      // Room for this append, at least as much as is held already (so a large body takes few
+      // chunks) and twice the full chunk's room (so a stream's kept chunk soon holds what is
+      // in flight, and messages stop costing allocations), within [kMinBlock, kMaxBlock].
+      size_t grown = tail_ != nullptr ? 2 * size_t{tail_->cap} : 0;
+      size_t want = sizeof(BodyChunk) + std::max({len, total_, grown});
       size_t block = round_block(std::clamp(want, kMinBlock, kMaxBlock));
       auto* c = static_cast<BodyChunk*>(base::cache_alloc(block));
       c->next = nullptr;
@@ -201,12 +203,20 @@ void Body::compact() {
   size_t dropped = 0;
   while (head_ != nullptr && (head_ != cursor_ || cursor_off_ == head_->len)) {
     BodyChunk* c = head_;
+    dropped += c->len;
+    if (c->next == nullptr && c->refs == 1) {
+      // The last chunk, all sent and in no Slice: kept, empty, for the next bytes (a stream's
+      // next message) instead of a free and an allocation per message.
+      c->len = 0;
+      cursor_ = c;
+      cursor_off_ = 0;
+      break;
+    }
     if (c == cursor_) {
       cursor_ = c->next;
       cursor_off_ = 0;
     }
     head_ = c->next;
-    dropped += c->len;
     unref(c);  // a Slice may still hold it
   }
   if (head_ == nullptr) tail_ = nullptr;

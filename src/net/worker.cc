@@ -92,6 +92,8 @@ void Worker::request_flush(Flushable* target) {
 
 void Worker::cancel_flush(Flushable* target) {
   std::replace(flush_queue_.begin(), flush_queue_.end(), target, static_cast<Flushable*>(nullptr));
+  // And from the batch being run, should the target go away in the middle of it.
+  std::replace(flush_batch_.begin(), flush_batch_.end(), target, static_cast<Flushable*>(nullptr));
 }
 
 void Worker::defer_delete(std::unique_ptr<Deletable> object) {
@@ -106,18 +108,19 @@ void Worker::on_check(uv_check_t* handle) { static_cast<Worker*>(handle->data)->
 void Worker::run_flushes() {
   // A flush may request further flushes (a session waking its peer); loop until quiet,
   // bounded so a ping-pong can't starve the loop.
+  // The batches are members swapped with the queues, so both keep their capacity: a loop
+  // turn allocates nothing here (a local vector cost an allocation per turn).
   for (int round = 0; round < 8 && !flush_queue_.empty(); ++round) {
-    std::vector<Flushable*> batch;
-    batch.swap(flush_queue_);
-    for (Flushable* target : batch) {
+    flush_batch_.swap(flush_queue_);
+    for (Flushable* target : flush_batch_) {
       if (target != nullptr) target->flush();
     }
+    flush_batch_.clear();
   }
   // Deleting may trigger more deferred deletes (an object owning others); drain fully.
   while (!deferred_.empty()) {
-    std::vector<std::unique_ptr<Deletable>> batch;
-    batch.swap(deferred_);
-    batch.clear();
+    deferred_batch_.swap(deferred_);
+    deferred_batch_.clear();
   }
   if (flush_queue_.empty() && !handles_closed_) uv_idle_stop(&idle_);
 }

@@ -76,7 +76,9 @@ class Worker {
   std::vector<std::function<void()>> tasks_;
 
   std::vector<Flushable*> flush_queue_;
+  std::vector<Flushable*> flush_batch_;  // the queue being run (run_flushes)
   std::vector<std::unique_ptr<Deletable>> deferred_;
+  std::vector<std::unique_ptr<Deletable>> deferred_batch_;  // the objects being deleted
   bool handles_closed_ = false;
 };
 
