@@ -115,7 +115,13 @@ TEST(Transparency, Outbound_Bidi100kMessages_RssBounded) {
   auto client = mesh.server().skiff().client();
   constexpr int kMessages = 100'000;
   constexpr int kWarmup = 5'000;  // by then every connection/stream buffer exists
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed blocks in its quarantine, and skiff's block cache is off under it, so RSS
+  // grows with the bytes freed rather than with what skiff holds: a looser bound there.
+  constexpr long kMaxGrowthKb = 16 * 1024;
+#else
   constexpr long kMaxGrowthKb = 4 * 1024;
+#endif
 
   grpc::ClientContext ctx;
   ctx.set_deadline(in(Millis(90'000)));
