@@ -24,12 +24,26 @@ using grpc::StatusCode;
 constexpr std::string_view kPeerIdentityHeader = "x-skiff-peer-identity";
 
 // Connection-specific fields (RFC 9113 §8.2.2) and what skiff rewrites itself are not copied
-// between hops.
+// between hops. Asked for every request header: the length picks the one or two candidates.
 bool is_hop_by_hop(std::string_view name) {
-  static constexpr std::array<std::string_view, 8> kNames = {
-      "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
-      "te",         "host",       "grpc-timeout"};
-  return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
+  switch (name.size()) {
+    case 2:
+      return name == "te";
+    case 4:
+      return name == "host";
+    case 7:
+      return name == "upgrade";
+    case 10:
+      return name == "connection" || name == "keep-alive";
+    case 12:
+      return name == "grpc-timeout";
+    case 16:
+      return name == "proxy-connection";
+    case 17:
+      return name == "transfer-encoding";
+    default:
+      return false;
+  }
 }
 
 // Response headers and trailers go downstream as received, minus connection-specific fields.
@@ -82,6 +96,12 @@ constexpr std::array<std::pair<int, int>, 11> kLegalTransitions = {{
     {0, 4},  // kRouting -> kHedging
     {4, 2},  // kHedging -> kForwarding (a copy's response headers: it is adopted)
 }};
+// The table as bits (from * 8 + to), so a transition's check is one shift.
+constexpr uint64_t kLegalMask = [] {
+  uint64_t mask = 0;
+  for (auto [from, to] : kLegalTransitions) mask |= uint64_t{1} << (from * 8 + to);
+  return mask;
+}();
 
 // The most response bytes held back while the trailers may still ask for a retry. Held bytes
 // get their window credit at once, so this (not flow control) bounds the memory of a hold.
@@ -219,10 +239,10 @@ Call::~Call() {
 
 void Call::transition_to(State next) {
   if (next == state_) return;
-  bool legal = next == State::kDone;  // any state may end (local reply, reset, cancel)
-  for (auto [from, to] : kLegalTransitions) {
-    if (from == static_cast<int>(state_) && to == static_cast<int>(next)) legal = true;
-  }
+  // Any state may end (local reply, reset, cancel).
+  const bool legal =
+      next == State::kDone ||
+      ((kLegalMask >> (static_cast<int>(state_) * 8 + static_cast<int>(next))) & 1) != 0;
   SKIFF_CHECK(legal);  // a bug in this file, never a peer's doing
   state_ = next;
 }
