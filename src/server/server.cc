@@ -247,6 +247,9 @@ base::Result<proxy::RoutePolicy> to_route_policy(const config::Config& config,
       if (!non_fatal) return std::unexpected(non_fatal.error());
       hedging.non_fatal = *non_fatal;
     }
+    // A refused stream was never processed: it sends the next copy, on every hedging route (the
+    // transparent retry of a route with `retry`).
+    hedging.non_fatal = hedging.non_fatal.add(policy::ProxyFailure::kRefusedStream);
     if (auto valid = hedging.validate(); !valid) {
       return base::fail(where(config, r.hedging->pos) + valid.error().message);
     }

@@ -20,8 +20,8 @@ namespace {
 // Well inside kWaitTimeout, so a failing call still ends each test in under 5 s.
 constexpr Millis kCallDeadline{4'000};
 
-// One worker, one route to the refusing upstream; |retry| is the route's `retry` value, if any.
-std::string config(const RefusingUpstream& upstream, const std::string& retry = "") {
+// One worker, one route to the refusing upstream, with |route_keys| (indented route lines).
+std::string config_with(const RefusingUpstream& upstream, const std::string& route_keys) {
   return "workers: 1\n"
          "drain_timeout: 1s\n"
          "listeners:\n"
@@ -30,11 +30,16 @@ std::string config(const RefusingUpstream& upstream, const std::string& retry = 
          "    routes:\n"
          "      - match: { service: skiff.testing.TestService }\n"
          "        cluster: backend\n" +
-         (retry.empty() ? std::string() : "        retry: " + retry + "\n") +
+         route_keys +
          "clusters:\n"
          "  - name: backend\n"
          "    endpoints: [ \"" +
          upstream.address() + "\" ]\n";
+}
+
+// |retry| is the route's `retry` value, if any.
+std::string config(const RefusingUpstream& upstream, const std::string& retry = "") {
+  return config_with(upstream, retry.empty() ? "" : "        retry: " + retry + "\n");
 }
 
 // The serialized Response every answer carries, so the client checks it arrived intact.
@@ -131,6 +136,25 @@ TEST(TransparentRetry, RefusedAfterWholeRequestRetriedOnceWithoutRetryBlockBodyR
 }
 
 // Route without `retry`: only one transparent retry, so a second refusal fails the call.
+// A hedging route without non_fatal_codes: a refused copy still sends the next one at once
+// (long before hedging_delay), which replays the request byte for byte.
+TEST(TransparentRetry, RefusedHedgedCopySendsTheNextAtOnce) {
+  RefusingUpstream upstream(refusing_first(1));
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(
+      config_with(upstream, "        hedging: { max_attempts: 2, hedging_delay: 60s }\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  const skiff::testing::Request req = request(1024);
+  CallResult r = unary(*stub, req);
+  ASSERT_TRUE(is_ok(r.status)) << upstream.describe();
+  std::vector<UpstreamStream> streams = upstream.streams();
+  ASSERT_EQ(streams.size(), 2u) << upstream.describe();
+  EXPECT_EQ(streams[0].fate, UpstreamStream::Fate::kRefused) << upstream.describe();
+  ASSERT_EQ(streams[1].fate, UpstreamStream::Fate::kAnswered) << upstream.describe();
+  EXPECT_TRUE(streams[1].body == unary_request_body(req.payload()))
+      << "the hedged copy's request body differs from the original";
+}
+
 TEST(TransparentRetry, SecondRefusalWithoutRetryBlockFailsUnavailable) {
   RefusingUpstream upstream(refusing_first(2));
   ASSERT_NE(upstream.port(), 0) << upstream.error();
