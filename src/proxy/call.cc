@@ -68,6 +68,12 @@ StatusCode status_of(const h2::HeaderList& block) {
   return grpc::parse_status(h2::find_header(block, "grpc-status")).value_or(StatusCode::kUnknown);
 }
 
+// A final status block's grpc-retry-pushback-ms (none when absent).
+policy::Pushback pushback_of(const h2::HeaderList& block) {
+  std::string_view p = h2::find_header(block, "grpc-retry-pushback-ms");
+  return p.empty() ? policy::Pushback::none() : policy::Pushback::parse(p);
+}
+
 std::string describe_h2_error(uint32_t code) {
   if (code == h2::kConnectionLost) return "connection lost";
   return std::string(nghttp2_http2_strerror(code));
@@ -669,10 +675,7 @@ void Call::note_status(const h2::HeaderList& headers) { note_status(status_of(he
 
 bool Call::retry_final_status(const h2::HeaderList& block) {
   const StatusCode code = status_of(block);
-  auto pushback = policy::Pushback::none();
-  if (std::string_view p = h2::find_header(block, "grpc-retry-pushback-ms"); !p.empty()) {
-    pushback = policy::Pushback::parse(p);
-  }
+  const policy::Pushback pushback = pushback_of(block);
   report_attempt(is_failure(code));
   return maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback);
 }
@@ -1091,9 +1094,7 @@ void Call::on_copy_headers(Copy& copy, h2::HeaderList headers, bool end_stream) 
   report_attempt(copy.endpoint, is_failure(code));
   policy::HedgeResponse response;
   response.outcome = policy::Outcome::status(static_cast<uint8_t>(code));
-  if (std::string_view p = h2::find_header(headers, "grpc-retry-pushback-ms"); !p.empty()) {
-    response.pushback = policy::Pushback::parse(p);
-  }
+  response.pushback = pushback_of(headers);
   on_copy_result(copy, response, std::move(headers));
 }
 
