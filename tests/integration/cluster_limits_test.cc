@@ -25,22 +25,7 @@ constexpr Millis kCallDeadline(10'000);
 // |cluster_keys| (indented cluster keys).
 std::string config_for(const std::vector<const TestServer*>& endpoints,
                        const std::string& cluster_keys, const std::string& route_keys = "") {
-  std::string list;
-  for (const TestServer* s : endpoints) {
-    list += (list.empty() ? "\"" : ", \"") + s->address() + "\"";
-  }
-  return "workers: 1\n"
-         "listeners:\n"
-         "  - name: outbound\n"
-         "    address: 127.0.0.1:0\n"
-         "    routes:\n"
-         "      - match: {}\n"
-         "        cluster: backend\n" +
-         route_keys +
-         "clusters:\n"
-         "  - name: backend\n"
-         "    endpoints: [ " +
-         list + " ]\n" + cluster_keys;
+  return catch_all_config(endpoints, route_keys, cluster_keys);
 }
 
 grpc::Status unary(Stub& stub, const Request& req) {

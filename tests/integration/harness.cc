@@ -259,6 +259,26 @@ std::vector<std::string> metadata_values(
   return values;
 }
 
+std::string catch_all_config(const std::vector<const TestServer*>& endpoints,
+                             const std::string& route_keys, const std::string& cluster_keys) {
+  std::string list;
+  for (const TestServer* s : endpoints) {
+    list += (list.empty() ? "\"" : ", \"") + s->address() + "\"";
+  }
+  return "workers: 1\n"
+         "listeners:\n"
+         "  - name: outbound\n"
+         "    address: 127.0.0.1:0\n"
+         "    routes:\n"
+         "      - match: {}\n"
+         "        cluster: backend\n" +
+         route_keys +
+         "clusters:\n"
+         "  - name: backend\n"
+         "    endpoints: [ " +
+         list + " ]\n" + cluster_keys;
+}
+
 std::string pattern_bytes(size_t n, uint32_t seed) {
   std::string s(n, '\0');
   uint32_t x = seed * 2654435761u + 1;

@@ -175,6 +175,13 @@ std::vector<std::string> metadata_values(
 // Deterministic, non-repeating-ish bytes (every byte value occurs) for payload checks.
 std::string pattern_bytes(size_t n, uint32_t seed = 1);
 
+// YAML for one worker with one catch-all route (plus |route_keys|, indented route lines) on
+// listener "outbound" to cluster "backend" = |endpoints| (plus |cluster_keys|, indented cluster
+// lines).
+std::string catch_all_config(const std::vector<const TestServer*>& endpoints,
+                             const std::string& route_keys = "",
+                             const std::string& cluster_keys = "");
+
 // A deadline |d| from now, for ClientContext::set_deadline.
 std::chrono::system_clock::time_point in(Millis d);
 

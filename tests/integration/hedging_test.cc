@@ -20,23 +20,7 @@ constexpr Millis kCallDeadline(20'000);
 // One worker; one catch-all route with |hedging| (a flow map) to cluster "backend" = |endpoints|.
 std::string hedging_config(const std::vector<const TestServer*>& endpoints,
                            const std::string& hedging) {
-  std::string list;
-  for (const TestServer* s : endpoints)
-    list += (list.empty() ? "\"" : ", \"") + s->address() + "\"";
-  return "workers: 1\n"
-         "listeners:\n"
-         "  - name: outbound\n"
-         "    address: 127.0.0.1:0\n"
-         "    routes:\n"
-         "      - match: {}\n"
-         "        cluster: backend\n"
-         "        hedging: " +
-         hedging +
-         "\n"
-         "clusters:\n"
-         "  - name: backend\n"
-         "    endpoints: [ " +
-         list + " ]\n";
+  return catch_all_config(endpoints, "        hedging: " + hedging + "\n");
 }
 
 grpc::Status unary(Stub& stub, const Request& req, Response* resp = nullptr) {

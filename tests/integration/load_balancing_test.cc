@@ -25,18 +25,7 @@ constexpr Millis kCallDeadline(10'000);
 // |cluster_keys| (indented cluster keys).
 std::string config_for(const TestServer& a, const TestServer& b, const std::string& cluster_keys,
                        const std::string& route_keys = "") {
-  return "workers: 1\n"
-         "listeners:\n"
-         "  - name: outbound\n"
-         "    address: 127.0.0.1:0\n"
-         "    routes:\n"
-         "      - match: {}\n"
-         "        cluster: backend\n" +
-         route_keys +
-         "clusters:\n"
-         "  - name: backend\n"
-         "    endpoints: [ \"" +
-         a.address() + "\", \"" + b.address() + "\" ]\n" + cluster_keys;
+  return catch_all_config({&a, &b}, route_keys, cluster_keys);
 }
 
 grpc::Status unary(Stub& stub, const Request& req) {
