@@ -19,7 +19,10 @@ constexpr size_t class_size(size_t c) {
   return kMidMax << (c - kSmallClasses - kMidClasses + 1);
 }
 
+static_assert(class_size(kClasses - 1) == kLargeMax);
+
 constexpr uint32_t class_cap(size_t c) {
+  if (c == kClasses - 1) return static_cast<uint32_t>(kMaxBytesLargestClass / kLargeMax);
   return static_cast<uint32_t>(
       kMaxBytesPerClass / class_size(c) < 16 ? 16 : kMaxBytesPerClass / class_size(c));
 }

@@ -71,6 +71,22 @@ TEST(BlockCache, TrimFreesClassesUnusedSinceTheLastTrim) {
   void* q = cache_alloc(200);  // still works after a trim
   cache_free(q, 200);
 }
+
+// Bulk transfers cycle 16 KiB Body chunks: that class keeps kMaxBytesLargestClass of them (not
+// the 128 KiB of the others), and hands them all back once unused.
+TEST(BlockCache, LargestClassKeepsABulkTransfersChunks) {
+  constexpr size_t kBlocks = block_cache::kMaxBytesLargestClass / block_cache::kLargeMax;
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < kBlocks; ++i) blocks.push_back(cache_alloc(block_cache::kLargeMax));
+  for (void* p : blocks) cache_free(p, block_cache::kLargeMax);
+  // Every one is reused: the same blocks come back (in reverse order of freeing).
+  for (size_t i = 0; i < kBlocks; ++i) {
+    EXPECT_EQ(cache_alloc(block_cache::kLargeMax), blocks[kBlocks - 1 - i]) << i;
+  }
+  for (void* p : blocks) cache_free(p, block_cache::kLargeMax);
+  cache_trim();  // used since the last trim: kept
+  EXPECT_GE(cache_trim(), block_cache::kMaxBytesLargestClass);
+}
 #endif
 
 struct Pooled : CacheAllocated {
