@@ -105,11 +105,18 @@ void Worker::defer_delete(std::unique_ptr<Deletable> object) {
 
 void Worker::on_check(uv_check_t* handle) { static_cast<Worker*>(handle->data)->run_flushes(); }
 
-void Worker::run_flushes() {
+void Worker::flush_first_now() {
+  if (flushed_early_ || flushing_) return;
+  flushed_early_ = true;
+  run_flush_rounds();
+}
+
+void Worker::run_flush_rounds() {
   // A flush may request further flushes (a session waking its peer); loop until quiet,
   // bounded so a ping-pong can't starve the loop.
   // The batches are members swapped with the queues, so both keep their capacity: a loop
   // turn allocates nothing here (a local vector cost an allocation per turn).
+  flushing_ = true;
   for (int round = 0; round < 8 && !flush_queue_.empty(); ++round) {
     flush_batch_.swap(flush_queue_);
     for (Flushable* target : flush_batch_) {
@@ -117,6 +124,12 @@ void Worker::run_flushes() {
     }
     flush_batch_.clear();
   }
+  flushing_ = false;
+}
+
+void Worker::run_flushes() {
+  flushed_early_ = false;
+  run_flush_rounds();
   // Deleting may trigger more deferred deletes (an object owning others); drain fully.
   while (!deferred_.empty()) {
     deferred_batch_.swap(deferred_);

@@ -50,6 +50,12 @@ class Worker {
   // A target that is deleted must call cancel_flush() first.
   void request_flush(Flushable* target);
   void cancel_flush(Flushable* target);
+  // Loop thread only, from an I/O callback (never from inside a flush): the first call in a
+  // loop iteration runs the flushes requested so far at once; later calls in the iteration do
+  // nothing, their flushes wait for the flush phase. A session calls it after each read, so
+  // the first request of a burst is on its way upstream while the rest are parsed (the backend
+  // works in parallel), at the cost of at most one more write per iteration.
+  void flush_first_now();
 
   // Loop thread only: destroys |object| after the current callbacks have returned.
   void defer_delete(std::unique_ptr<Deletable> object);
@@ -62,6 +68,7 @@ class Worker {
   static void on_async(uv_async_t* handle);
   static void on_check(uv_check_t* handle);
   void run_flushes();
+  void run_flush_rounds();
 
   int id_;
   uv_loop_t loop_{};
@@ -80,6 +87,8 @@ class Worker {
   std::vector<std::unique_ptr<Deletable>> deferred_;
   std::vector<std::unique_ptr<Deletable>> deferred_batch_;  // the objects being deleted
   bool handles_closed_ = false;
+  bool flushed_early_ = false;  // this iteration already ran flush_first_now()
+  bool flushing_ = false;       // inside run_flush_rounds()
 };
 
 }  // namespace skiff::net

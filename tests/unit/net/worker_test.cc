@@ -1,0 +1,86 @@
+// Tests for net/worker.h's flush phase: requested flushes run once per loop iteration, after
+// the iteration's I/O callbacks, except the first of an iteration when flush_first_now() asks.
+#include "net/worker.h"
+
+#include <gtest/gtest.h>
+
+namespace skiff::net {
+namespace {
+
+struct Counter : Flushable {
+  int flushes = 0;
+  void flush() override { ++flushes; }
+};
+
+// Runs |fn| from a timer callback (a callback of the loop like an I/O one) in the next
+// iteration of |worker|'s loop, then that whole iteration.
+template <typename Fn>
+void run_iteration_with(Worker& worker, Fn fn) {
+  uv_timer_t timer;
+  ASSERT_EQ(uv_timer_init(worker.loop(), &timer), 0);
+  timer.data = &fn;
+  ASSERT_EQ(uv_timer_start(
+                &timer, [](uv_timer_t* t) { (*static_cast<Fn*>(t->data))(); }, 0, 0),
+            0);
+  uv_run(worker.loop(), UV_RUN_ONCE);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
+  uv_run(worker.loop(), UV_RUN_NOWAIT);  // the close callback
+}
+
+class WorkerFlushTest : public ::testing::Test {
+ protected:
+  ~WorkerFlushTest() override {
+    worker_.close_own_handles();
+    uv_run(worker_.loop(), UV_RUN_DEFAULT);  // ~Worker needs every handle closed
+  }
+  Worker worker_{0};
+};
+
+TEST_F(WorkerFlushTest, RequestedFlushRunsOnceAfterTheIteration) {
+  Counter a;
+  int during = -1;
+  run_iteration_with(worker_, [&] {
+    worker_.request_flush(&a);
+    during = a.flushes;
+  });
+  EXPECT_EQ(during, 0);
+  EXPECT_EQ(a.flushes, 1);
+}
+
+TEST_F(WorkerFlushTest, FirstFlushOfAnIterationRunsAtOnceLaterOnesAfterIt) {
+  Counter a, b;
+  int a_at_once = -1, b_at_once = -1;
+  run_iteration_with(worker_, [&] {
+    worker_.request_flush(&a);
+    worker_.flush_first_now();
+    a_at_once = a.flushes;
+    worker_.request_flush(&b);
+    worker_.flush_first_now();  // the iteration's early flush is used up
+    b_at_once = b.flushes;
+  });
+  EXPECT_EQ(a_at_once, 1);
+  EXPECT_EQ(b_at_once, 0);
+  EXPECT_EQ(a.flushes, 1);
+  EXPECT_EQ(b.flushes, 1);  // in the iteration's flush phase
+
+  // The next iteration has its own early flush.
+  run_iteration_with(worker_, [&] {
+    worker_.request_flush(&b);
+    worker_.flush_first_now();
+    b_at_once = b.flushes;
+  });
+  EXPECT_EQ(b_at_once, 2);
+}
+
+TEST_F(WorkerFlushTest, CancelledFlushDoesNotRun) {
+  Counter a;
+  run_iteration_with(worker_, [&] {
+    worker_.request_flush(&a);
+    worker_.cancel_flush(&a);
+    worker_.flush_first_now();
+  });
+  EXPECT_EQ(a.flushes, 0);
+}
+
+}  // namespace
+}  // namespace skiff::net
