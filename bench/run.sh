@@ -30,7 +30,7 @@ cmake -S . -B "$BENCH_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSKIFF_BUI
   "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" "-DCMAKE_CXX_FLAGS=$no_error" \
   >"$BENCH_BUILD_DIR.cmake.log" 2>&1 || { cat "$BENCH_BUILD_DIR.cmake.log" >&2; exit 1; }
 rm -f "$BENCH_BUILD_DIR.cmake.log"
-cmake --build "$BENCH_BUILD_DIR" -j "$JOBS" --target skiff bench_backend grpc_load
+cmake --build "$BENCH_BUILD_DIR" -j "$JOBS" --target skiff bench_backend bench_relay grpc_load
 
 driver=
 cleanup() {
