@@ -13,6 +13,8 @@ namespace {
 
 // Bytes the block cache must have let go of in one trim before the heap is trimmed too.
 constexpr size_t kTrimHeapAfter = 1024 * 1024;
+// flush_first_now() flushes early only after an iteration with at most this many reads.
+constexpr uint32_t kEarlyFlushMaxReads = 4;
 
 }  // namespace
 
@@ -106,7 +108,8 @@ void Worker::defer_delete(std::unique_ptr<Deletable> object) {
 void Worker::on_check(uv_check_t* handle) { static_cast<Worker*>(handle->data)->run_flushes(); }
 
 void Worker::flush_first_now() {
-  if (flushed_early_ || flushing_) return;
+  ++reads_;
+  if (flushed_early_ || flushing_ || reads_before_ > kEarlyFlushMaxReads) return;
   flushed_early_ = true;
   run_flush_rounds();
 }
@@ -129,6 +132,8 @@ void Worker::run_flush_rounds() {
 
 void Worker::run_flushes() {
   flushed_early_ = false;
+  reads_before_ = reads_;
+  reads_ = 0;
   run_flush_rounds();
   // Deleting may trigger more deferred deletes (an object owning others); drain fully.
   while (!deferred_.empty()) {

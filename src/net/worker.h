@@ -3,6 +3,7 @@
 
 #include <uv.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -50,11 +51,12 @@ class Worker {
   // A target that is deleted must call cancel_flush() first.
   void request_flush(Flushable* target);
   void cancel_flush(Flushable* target);
-  // Loop thread only, from an I/O callback (never from inside a flush): the first call in a
-  // loop iteration runs the flushes requested so far at once; later calls in the iteration do
-  // nothing, their flushes wait for the flush phase. A session calls it after each read, so
-  // the first request of a burst is on its way upstream while the rest are parsed (the backend
-  // works in parallel), at the cost of at most one more write per iteration.
+  // Loop thread only, from a read callback (never from inside a flush). Under light load (the
+  // previous iteration read from few sockets), the first call in an iteration runs the flushes
+  // requested so far at once; otherwise, and for later calls, they wait for the flush phase.
+  // A session calls it after each read, so the first request of a burst is on its way upstream
+  // while the rest are parsed (the backend works in parallel). Busy iterations keep one write
+  // per session: there the early write would be a second one, for little latency.
   void flush_first_now();
 
   // Loop thread only: destroys |object| after the current callbacks have returned.
@@ -89,6 +91,9 @@ class Worker {
   bool handles_closed_ = false;
   bool flushed_early_ = false;  // this iteration already ran flush_first_now()
   bool flushing_ = false;       // inside run_flush_rounds()
+  // flush_first_now() calls (reads) in this iteration and the previous one.
+  uint32_t reads_ = 0;
+  uint32_t reads_before_ = 0;
 };
 
 }  // namespace skiff::net

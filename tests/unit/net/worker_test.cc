@@ -1,5 +1,6 @@
 // Tests for net/worker.h's flush phase: requested flushes run once per loop iteration, after
-// the iteration's I/O callbacks, except the first of an iteration when flush_first_now() asks.
+// the iteration's I/O callbacks, except the first of a lightly loaded iteration when
+// flush_first_now() asks.
 #include "net/worker.h"
 
 #include <gtest/gtest.h>
@@ -12,19 +13,24 @@ struct Counter : Flushable {
   void flush() override { ++flushes; }
 };
 
-// Runs |fn| from a timer callback (a callback of the loop like an I/O one) in the next
-// iteration of |worker|'s loop, then that whole iteration.
+// Runs one iteration of |worker|'s loop in which |fn| runs from a timer callback (a callback of
+// the loop like a read). The timer closes itself there, so the iteration does not wait in poll
+// and ends with the timer gone.
 template <typename Fn>
 void run_iteration_with(Worker& worker, Fn fn) {
   uv_timer_t timer;
   ASSERT_EQ(uv_timer_init(worker.loop(), &timer), 0);
   timer.data = &fn;
   ASSERT_EQ(uv_timer_start(
-                &timer, [](uv_timer_t* t) { (*static_cast<Fn*>(t->data))(); }, 0, 0),
+                &timer,
+                [](uv_timer_t* t) {
+                  (*static_cast<Fn*>(t->data))();
+                  uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+                },
+                0, 0),
             0);
   uv_run(worker.loop(), UV_RUN_ONCE);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
-  uv_run(worker.loop(), UV_RUN_NOWAIT);  // the close callback
+  ASSERT_TRUE(uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer)));
 }
 
 class WorkerFlushTest : public ::testing::Test {
@@ -70,6 +76,30 @@ TEST_F(WorkerFlushTest, FirstFlushOfAnIterationRunsAtOnceLaterOnesAfterIt) {
     b_at_once = b.flushes;
   });
   EXPECT_EQ(b_at_once, 2);
+}
+
+TEST_F(WorkerFlushTest, BusyIterationsKeepTheirFlushesForTheFlushPhase) {
+  Counter a;
+  int at_once = -1;
+  // An iteration reading from many sockets (saturation)...
+  run_iteration_with(worker_, [&] {
+    for (int i = 0; i < 8; ++i) worker_.flush_first_now();
+  });
+  // ...makes the next one batch everything, its first read included.
+  run_iteration_with(worker_, [&] {
+    worker_.request_flush(&a);
+    worker_.flush_first_now();
+    at_once = a.flushes;
+  });
+  EXPECT_EQ(at_once, 0);
+  EXPECT_EQ(a.flushes, 1);
+  // After that quieter iteration (one read), the first flush is early again.
+  run_iteration_with(worker_, [&] {
+    worker_.request_flush(&a);
+    worker_.flush_first_now();
+    at_once = a.flushes;
+  });
+  EXPECT_EQ(at_once, 2);
 }
 
 TEST_F(WorkerFlushTest, CancelledFlushDoesNotRun) {
