@@ -177,7 +177,7 @@ class Call final : public h2::StreamHandler,
   std::string local_message_;                    // grpc-message of skiff's own reply
   std::optional<telemetry::TraceContext> trace_;
   std::optional<policy::MessageRateLimiter> message_limiter_;  // the route's message_rate_limit
-  std::vector<telemetry::OutgoingHeader> trace_headers_;       // sent upstream on every attempt
+  telemetry::OutgoingHeaders trace_headers_;                   // sent upstream on every attempt
 
   const route::Route* route_ = nullptr;
   const RoutePolicy* policy_ = nullptr;

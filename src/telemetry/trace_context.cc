@@ -30,7 +30,8 @@ constexpr size_t kMaxRequestIdLength = 256;
 constexpr int kMaxZeroDraws = 8;
 
 // Appends the low |digits| hex digits of |v|, most significant first, lower-case.
-void append_hex(std::string& out, uint64_t v, int digits) {
+template <typename String>
+void append_hex(String& out, uint64_t v, int digits) {
   const size_t at = out.size();
   out.resize(at + static_cast<size_t>(digits));
   char* p = out.data() + at;
@@ -413,21 +414,34 @@ TraceContext continue_or_start(const std::vector<HeaderRef>& headers, double sam
 }
 
 bool is_trace_header(std::string_view lower_case_name) {
-  return lower_case_name == "traceparent" || lower_case_name == "tracestate" ||
-         lower_case_name == "b3" || lower_case_name == "x-b3-traceid" ||
-         lower_case_name == "x-b3-spanid" || lower_case_name == "x-b3-parentspanid" ||
-         lower_case_name == "x-b3-sampled" || lower_case_name == "x-b3-flags" ||
-         lower_case_name == "x-request-id";
+  // Asked twice for every header of every traced call: one switch on the length first, so most
+  // names cost no compare at all.
+  const std::string_view n = lower_case_name;
+  switch (n.size()) {
+    case 2:
+      return n == "b3";
+    case 10:
+      return n == "tracestate" || n == "x-b3-flags";
+    case 11:
+      return n == "traceparent" || n == "x-b3-spanid";
+    case 12:
+      return n == "x-b3-traceid" || n == "x-b3-sampled" || n == "x-request-id";
+    case 17:
+      return n == "x-b3-parentspanid";
+    default:
+      return false;
+  }
 }
 
-std::vector<OutgoingHeader> outgoing_headers(const TraceContext& ctx) {
-  std::vector<OutgoingHeader> out;
+OutgoingHeaders outgoing_headers(const TraceContext& ctx) {
+  OutgoingHeaders out;
   out.reserve(5);
+  auto text = [](std::string_view v) { return TraceString(v); };
   switch (ctx.format) {
     case TraceFormat::kNone:
     case TraceFormat::kW3C: {
       // Always version 00: a later version's extra fields are not understood, so not forwarded.
-      std::string v;
+      TraceString v;
       v.reserve(kTraceparentLength);
       v.append("00-");
       append_hex(v, ctx.trace_id.high, 16);
@@ -436,11 +450,11 @@ std::vector<OutgoingHeader> outgoing_headers(const TraceContext& ctx) {
       append_hex(v, ctx.span_id, 16);
       v.append(ctx.sampled ? "-01" : "-00");
       out.push_back({"traceparent", std::move(v)});
-      if (!ctx.tracestate.empty()) out.push_back({"tracestate", ctx.tracestate});
+      if (!ctx.tracestate.empty()) out.push_back({"tracestate", text(ctx.tracestate)});
       break;
     }
     case TraceFormat::kB3Single: {
-      std::string v = b3_trace_id_hex(ctx);
+      TraceString v = text(b3_trace_id_hex(ctx));
       v.reserve(v.size() + 36);
       v.push_back('-');
       append_hex(v, ctx.span_id, 16);
@@ -453,20 +467,22 @@ std::vector<OutgoingHeader> outgoing_headers(const TraceContext& ctx) {
       break;
     }
     case TraceFormat::kB3Multi:
-      out.push_back({"x-b3-traceid", b3_trace_id_hex(ctx)});
-      out.push_back({"x-b3-spanid", ctx.span_id_hex()});
-      if (ctx.parent_span_id != 0) out.push_back({"x-b3-parentspanid", ctx.parent_span_id_hex()});
+      out.push_back({"x-b3-traceid", text(b3_trace_id_hex(ctx))});
+      out.push_back({"x-b3-spanid", text(ctx.span_id_hex())});
+      if (ctx.parent_span_id != 0) {
+        out.push_back({"x-b3-parentspanid", text(ctx.parent_span_id_hex())});
+      }
       // Debug implies sampled, and B3 says not to send both.
       if (ctx.debug) {
-        out.push_back({"x-b3-flags", "1"});
+        out.push_back({"x-b3-flags", text("1")});
       } else {
-        out.push_back({"x-b3-sampled", ctx.sampled ? "1" : "0"});
+        out.push_back({"x-b3-sampled", text(ctx.sampled ? "1" : "0")});
       }
       break;
   }
   // continue_or_start always sets a request id; a hand-built context without one sends none
   // rather than an empty header.
-  if (!ctx.request_id.empty()) out.push_back({"x-request-id", ctx.request_id});
+  if (!ctx.request_id.empty()) out.push_back({"x-request-id", text(ctx.request_id)});
   return out;
 }
 

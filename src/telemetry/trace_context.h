@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/block_cache.h"
+
 namespace skiff::telemetry {
 
 // Which headers a context came in (and so goes out) as.
@@ -69,11 +71,14 @@ TraceContext continue_or_start(const std::vector<HeaderRef>& headers, double sam
 bool is_trace_header(std::string_view lower_case_name);
 
 // The headers to send upstream for |ctx|: the same format as came in (kNone -> W3C), with
-// |ctx.span_id| as the parent, plus x-request-id. Names are lower-case.
+// |ctx.span_id| as the parent, plus x-request-id. Names are lower-case literals. Every traced
+// call makes these, so they live in the worker's block cache rather than malloc's arena.
+using TraceString = std::basic_string<char, std::char_traits<char>, base::CacheAllocator<char>>;
 struct OutgoingHeader {
-  std::string name;
-  std::string value;
+  std::string_view name;
+  TraceString value;
 };
-std::vector<OutgoingHeader> outgoing_headers(const TraceContext& ctx);
+using OutgoingHeaders = std::vector<OutgoingHeader, base::CacheAllocator<OutgoingHeader>>;
+OutgoingHeaders outgoing_headers(const TraceContext& ctx);
 
 }  // namespace skiff::telemetry

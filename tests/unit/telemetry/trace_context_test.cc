@@ -43,18 +43,18 @@ std::string traceparent(std::string_view flags = "01") {
 }
 
 // The value of |name| in |headers|, or nullopt; fails the test if it appears twice.
-std::optional<std::string> find(const std::vector<OutgoingHeader>& headers, std::string_view name) {
+std::optional<std::string> find(const OutgoingHeaders& headers, std::string_view name) {
   std::optional<std::string> found;
   for (const OutgoingHeader& h : headers) {
     if (h.name != name) continue;
     EXPECT_FALSE(found.has_value()) << "duplicate " << name;
-    found = h.value;
+    found = std::string(h.value);
   }
   return found;
 }
 
 // The outgoing headers as incoming ones (the next hop's view); they point into |out|.
-std::vector<HeaderRef> as_incoming(const std::vector<OutgoingHeader>& out) {
+std::vector<HeaderRef> as_incoming(const OutgoingHeaders& out) {
   std::vector<HeaderRef> in;
   for (const OutgoingHeader& h : out) in.push_back({h.name, h.value});
   return in;
