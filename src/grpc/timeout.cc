@@ -16,7 +16,7 @@ struct Unit {
   int64_t nanos;
 };
 
-// Finest first: format_timeout takes the first unit whose value fits.
+// Finest first.
 constexpr std::array<Unit, 6> kUnits = {{
     {'n', 1},
     {'u', 1'000},
@@ -71,9 +71,23 @@ std::expected<std::chrono::nanoseconds, TimeoutError> parse_timeout(std::string_
 std::string format_timeout(std::chrono::nanoseconds d) {
   if (d.count() <= 0) return "0n";
   const int64_t nanos = d.count();
+  // Round up to 3 significant digits: ceil(nanos / p) * p with p = 10^(digits - 3).
+  int64_t p = 1;
+  while (nanos / p >= 1000) p *= 10;
+  const int64_t q = nanos / p + (nanos % p != 0 ? 1 : 0);  // at most 1000
+  // Only within a few percent of nanoseconds::max() (292 years) could q * p overflow: such a
+  // value keeps full precision instead.
+  const int64_t rounded = q <= std::numeric_limits<int64_t>::max() / p ? q * p : nanos;
+  // The largest unit that holds it exactly...
+  for (auto unit = kUnits.rbegin(); unit != kUnits.rend(); ++unit) {
+    if (rounded % unit->nanos == 0 && rounded / unit->nanos <= kMaxValue) {
+      return std::to_string(rounded / unit->nanos) + unit->symbol;
+    }
+  }
+  // ...or, when none does (minutes and hours are not powers of ten), the finest one that fits,
+  // rounding up again (ceil written so it cannot overflow near int64 max).
   for (const Unit& unit : kUnits) {
-    // Round up: ceil(nanos / unit) written so it cannot overflow near int64 max.
-    const int64_t value = nanos / unit.nanos + (nanos % unit.nanos != 0 ? 1 : 0);
+    const int64_t value = rounded / unit.nanos + (rounded % unit.nanos != 0 ? 1 : 0);
     if (value <= kMaxValue) return std::to_string(value) + unit.symbol;
   }
   // Unreachable: nanoseconds::max() is about 2562048H, which fits in 8 digits.

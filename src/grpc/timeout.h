@@ -23,9 +23,11 @@ std::string_view to_string(TimeoutError e);
 [[nodiscard]] std::expected<std::chrono::nanoseconds, TimeoutError> parse_timeout(
     std::string_view value);
 
-// Formats |d| for the wire: the finest unit (n, u, m, S, M, H) whose value fits in 8 digits,
-// rounded up to that unit's granularity, so a positive duration never becomes zero and the
-// upstream loses no time to rounding (it gains less than one part in 10^5). d <= 0 gives "0n".
+// Formats |d| for the wire, rounded up to 3 significant digits in the largest unit (n, u, m, S,
+// M, H) that holds the result exactly in 8 digits: 29.99999 s gives "30S", 250 ms "250m". The
+// upstream never gets less than |d| and at most 1% more (gRPC lets an encoder round up; skiff
+// enforces the exact deadline itself). Few, short values are cheap to encode and let HPACK
+// index the header instead of Huffman-coding a new value for every call. d <= 0 gives "0n".
 std::string format_timeout(std::chrono::nanoseconds d);
 
 }  // namespace skiff::grpc

@@ -112,8 +112,8 @@ uint8_t* bytes(std::string_view s) {
 struct KnownField {
   std::string_view name;
   std::string_view value;  // the usual value, or empty
-  // The value is new on every request (the time left, per-call trace ids): indexing it would
-  // only churn the HPACK dynamic table (a hash, compares and evictions of useful entries).
+  // The value is new on every request (per-call trace ids): indexing it would only churn the
+  // HPACK dynamic table (a hash, compares and evictions of useful entries).
   bool no_index = false;
 };
 
@@ -132,7 +132,9 @@ constexpr KnownField kGrpcMessage{"grpc-message", ""};
 constexpr KnownField kGrpcEncoding{"grpc-encoding", ""};
 constexpr KnownField kGrpcAcceptEncoding{"grpc-accept-encoding", ""};
 constexpr KnownField kAcceptEncoding{"accept-encoding", ""};
-constexpr KnownField kGrpcTimeout{"grpc-timeout", "", true};
+// Indexed: format_timeout keeps 3 significant digits, so a route timeout's time left is the
+// same short value on every call ("30S").
+constexpr KnownField kGrpcTimeout{"grpc-timeout", ""};
 constexpr KnownField kTraceparent{"traceparent", "", true};
 constexpr KnownField kRequestId{"x-request-id", "", true};
 constexpr KnownField kB3TraceId{"x-b3-traceid", "", true};

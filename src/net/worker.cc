@@ -147,6 +147,7 @@ void Worker::close_own_handles() {
   if (handles_closed_) return;
   handles_closed_ = true;
   timer_pool_.close();
+  deadlines_.close();
   uv_idle_stop(&idle_);
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);

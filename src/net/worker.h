@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "net/deadline_sweep.h"
 #include "net/timer.h"
 
 namespace skiff::net {
@@ -38,6 +39,8 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   // Timer handles for the request path, reused across calls (loop thread only).
   TimerPool& timer_pool() { return timer_pool_; }
+  // Far deadlines of the request path, without a timer each (loop thread only).
+  DeadlineSweep& deadlines() { return deadlines_; }
 
   // Starts the thread; |init| runs on it before the loop. The thread ends when the loop has
   // no more active handles after stop() was posted (or everything closed by itself).
@@ -79,6 +82,7 @@ class Worker {
   uv_idle_t idle_{};         // keeps poll from blocking while flushes are pending
   uv_timer_t trim_timer_{};  // gives idle block-cache memory back (base::cache_trim)
   TimerPool timer_pool_{&loop_};
+  DeadlineSweep deadlines_{&loop_};
   std::thread thread_;
 
   std::mutex tasks_mutex_;

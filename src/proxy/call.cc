@@ -328,8 +328,7 @@ void Call::start() {
     auto max_budget = std::chrono::duration_cast<std::chrono::nanoseconds>(
         base::TimePoint::max() - now - std::chrono::hours(1));
     deadline_ = now + std::min(*budget, max_budget);
-    deadline_timer_.emplace(ctx_.worker.timer_pool(), [this] { on_deadline(); });
-    deadline_timer_->start(std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - now));
+    if (!ctx_.worker.deadlines().add(deadline_entry_, *deadline_, now)) arm_deadline_timer();
   }
 
   if (ctx_.observers.trace) start_trace();
@@ -974,7 +973,15 @@ void Call::abort_committed(StatusCode code, std::string_view message, uint32_t h
 }
 
 void Call::stop_deadline() {
+  ctx_.worker.deadlines().remove(deadline_entry_);
   if (deadline_timer_) deadline_timer_->stop();
+}
+
+void Call::arm_deadline_timer() {
+  if (!deadline_timer_)
+    deadline_timer_.emplace(ctx_.worker.timer_pool(), [this] { on_deadline(); });
+  const auto left = std::max(*deadline_ - base::SteadyClock::now(), base::Duration::zero());
+  deadline_timer_->start(std::chrono::ceil<std::chrono::milliseconds>(left));
 }
 
 void Call::cancel_upstream() {

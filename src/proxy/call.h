@@ -159,6 +159,7 @@ class Call final : public h2::StreamHandler,
   // Cancels every copy still racing (not the adopted one) and the hedge timer.
   void cancel_copies();
   void stop_deadline();
+  void arm_deadline_timer();
   // The request's header block for the upstream, as views into the downstream's headers
   // (|scratch| holds the few values skiff makes itself).
   // |previous_attempts| is sent as grpc-previous-rpc-attempts when > 0.
@@ -201,7 +202,15 @@ class Call final : public h2::StreamHandler,
   policy::ClusterLimits::Lease retry_lease_;
 
   std::optional<base::TimePoint> deadline_;
-  std::optional<net::Timer> deadline_timer_;  // only calls with a deadline pay for a uv timer
+  // A far deadline waits on the worker's DeadlineSweep; within DeadlineSweep::kNear of it the
+  // call arms a uv timer (only then does it pay for one).
+  struct DeadlineEntry final : net::DeadlineSweep::Entry {
+    explicit DeadlineEntry(Call* c) : call(c) {}
+    void on_near() override { call->arm_deadline_timer(); }
+    Call* call;
+  };
+  DeadlineEntry deadline_entry_{this};
+  std::optional<net::Timer> deadline_timer_;
 
   h2::Body request_body_;
   h2::Body response_body_;
