@@ -299,14 +299,53 @@ std::string TraceContext::parent_span_id_hex() const {
   return out;
 }
 
-uint64_t random_id() {
-  thread_local std::mt19937_64 gen = [] {
+namespace {
+
+// xoshiro256** (Blackman and Vigna): ids need to be unpredictable enough to not collide, not
+// secret, and every traced call draws about five. Constant-initialised per thread (a plain TLS
+// access, no guard) and seeded from std::random_device on the thread's first draw.
+struct IdGenerator {
+  uint64_t s[4];
+  bool seeded;
+
+  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+  uint64_t next() {
+    if (!seeded) seed();
+    const uint64_t result = rotl(s[1] * 5, 7) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+  }
+
+  void seed() {
     std::random_device rd;
-    std::seed_seq seq{rd(), rd(), rd(), rd()};
-    return std::mt19937_64(seq);
-  }();
+    // splitmix64 spreads the device's words over the state (which must not be all zero).
+    uint64_t x = (uint64_t{rd()} << 32) ^ rd();
+    for (uint64_t& word : s) {
+      x += 0x9e3779b97f4a7c15;
+      uint64_t z = x;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
+      word = (z ^ (z >> 31)) ^ ((uint64_t{rd()} << 32) ^ rd());
+    }
+    if ((s[0] | s[1] | s[2] | s[3]) == 0) s[0] = 1;
+    seeded = true;
+  }
+};
+
+thread_local IdGenerator tls_ids{};
+
+}  // namespace
+
+uint64_t random_id() {
   uint64_t v = 0;
-  while (v == 0) v = gen();
+  while (v == 0) v = tls_ids.next();
   return v;
 }
 

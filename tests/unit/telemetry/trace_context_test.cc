@@ -4,12 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace skiff::telemetry {
@@ -689,6 +692,26 @@ TEST(TraceRandomId, NeverZeroAndVaries) {
     varied = varied || v != first;
   }
   EXPECT_TRUE(varied);
+}
+
+TEST(TraceRandomId, NoRepeatsBalancedBitsAndOwnSeedPerThread) {
+  constexpr int kDraws = 10'000;
+  std::set<uint64_t> seen;
+  std::array<int, 64> ones{};
+  for (int i = 0; i < kDraws; ++i) {
+    uint64_t v = random_id();
+    EXPECT_TRUE(seen.insert(v).second) << "repeated id after " << i << " draws";
+    for (int b = 0; b < 64; ++b) ones[b] += static_cast<int>((v >> b) & 1);
+  }
+  for (int b = 0; b < 64; ++b) {
+    // Binomial(10000, 0.5): 4,500..5,500 is more than 10 standard deviations wide.
+    EXPECT_GT(ones[b], 4'500) << "bit " << b;
+    EXPECT_LT(ones[b], 5'500) << "bit " << b;
+  }
+  // Another thread's generator is seeded on its own: its ids are not this thread's sequence.
+  uint64_t other = 0;
+  std::thread([&] { other = random_id(); }).join();
+  EXPECT_FALSE(seen.contains(other));
 }
 
 // --- x-request-id ----------------------------------------------------------------------------
