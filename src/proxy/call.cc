@@ -978,8 +978,9 @@ void Call::stop_deadline() {
 }
 
 void Call::arm_deadline_timer() {
-  if (!deadline_timer_)
+  if (!deadline_timer_) {
     deadline_timer_.emplace(ctx_.worker.timer_pool(), [this] { on_deadline(); });
+  }
   const auto left = std::max(*deadline_ - base::SteadyClock::now(), base::Duration::zero());
   deadline_timer_->start(std::chrono::ceil<std::chrono::milliseconds>(left));
 }
