@@ -96,5 +96,38 @@ TEST_F(DeadlineSweepTest, TickHandsBackADeadlineOnceItIsNearAndNotBefore) {
   EXPECT_EQ(sweep_->size(), 0u);
 }
 
+// Driven through synthetic time (sweep(now)): each deadline comes back at the first tick within
+// kNear of it, entries a whole turn of the wheel apart share a slot without being confused, and
+// a late tick catches up on the slots it skipped.
+TEST_F(DeadlineSweepTest, WheelHandsBackEachDeadlineAtItsOwnTick) {
+  const auto t0 = base::SteadyClock::now();
+  const auto turn = DeadlineSweep::kTick * static_cast<int>(DeadlineSweep::kSlots);
+  Probe soon, later, far;
+  ASSERT_TRUE(sweep_->add(soon, t0 + std::chrono::seconds(2), t0));
+  ASSERT_TRUE(sweep_->add(later, t0 + std::chrono::seconds(2) + turn, t0));  // same slot
+  ASSERT_TRUE(sweep_->add(far, t0 + std::chrono::seconds(30), t0));
+  auto now = t0;
+  auto step_until = [&](Probe& p) {
+    while (p.near_calls == 0 && now < t0 + std::chrono::seconds(60)) {
+      now += DeadlineSweep::kTick;
+      sweep_->sweep(now);
+    }
+    return now;
+  };
+  const auto soon_at = step_until(soon);
+  EXPECT_GE(soon_at, t0 + std::chrono::seconds(2) - DeadlineSweep::kNear);  // not early
+  EXPECT_LT(soon_at, t0 + std::chrono::seconds(2) - DeadlineSweep::kNear + DeadlineSweep::kTick);
+  EXPECT_EQ(later.near_calls, 0);  // one turn later in the same slot: still waiting
+  EXPECT_TRUE(later.linked());
+  const auto later_at = step_until(later);
+  EXPECT_GE(later_at, t0 + std::chrono::seconds(2) + turn - DeadlineSweep::kNear);
+  EXPECT_EQ(far.near_calls, 0);
+  // A tick more than a whole turn late still hands |far| back: no slot is skipped.
+  now = t0 + std::chrono::seconds(30) - DeadlineSweep::kNear / 2;
+  sweep_->sweep(now);
+  EXPECT_EQ(far.near_calls, 1);
+  EXPECT_EQ(sweep_->size(), 0u);
+}
+
 }  // namespace
 }  // namespace skiff::net
