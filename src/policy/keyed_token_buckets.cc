@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "base/splitmix.h"
+
 namespace skiff::policy {
 namespace {
 
@@ -18,15 +20,6 @@ constexpr uint64_t pack(uint16_t tag, int64_t tat_us) {
 }
 constexpr uint16_t tag_of(uint64_t word) { return static_cast<uint16_t>(word >> kTatBits); }
 constexpr int64_t tat_of(uint64_t word) { return static_cast<int64_t>(word & kTatMask); }
-
-constexpr uint64_t mix(uint64_t x) {  // splitmix64's finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
 
 int64_t to_us(base::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
@@ -50,7 +43,7 @@ base::Result<void> KeyedTokenBucketsParams::validate() const {
 KeyedTokenBuckets::KeyedTokenBuckets(const KeyedTokenBucketsParams& params)
     : interval_us_(std::max<int64_t>(1, std::llround(1e6 / params.rate))),
       tolerance_us_(interval_us_ * static_cast<int64_t>(std::max<uint32_t>(params.burst, 1))),
-      seed_(mix(params.hash_seed ^ 0x9e3779b97f4a7c15ULL)) {
+      seed_(base::splitmix64_mix(params.hash_seed ^ 0x9e3779b97f4a7c15ULL)) {
   slot_count_ = std::bit_ceil(std::max<size_t>(params.max_keys, kWays));
   set_mask_ = slot_count_ / kWays - 1;
   slots_ = std::make_unique<std::atomic<uint64_t>[]>(slot_count_);  // value-initialised: 0
@@ -64,11 +57,11 @@ uint64_t KeyedTokenBuckets::hash(std::string_view key) const {
   for (; i + 8 <= key.size(); i += 8) {
     uint64_t w;
     std::memcpy(&w, key.data() + i, 8);
-    h = mix(h ^ w);
+    h = base::splitmix64_mix(h ^ w);
   }
   uint64_t tail = 0;
   if (i < key.size()) std::memcpy(&tail, key.data() + i, key.size() - i);  // data() may be null
-  return mix(h ^ tail ^ 0x2545f4914f6cdd1dULL);
+  return base::splitmix64_mix(h ^ tail ^ 0x2545f4914f6cdd1dULL);
 }
 
 Admission KeyedTokenBuckets::try_acquire(std::string_view key, base::TimePoint now) {

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "base/log.h"
+#include "base/splitmix.h"
 
 namespace skiff::telemetry {
 
@@ -53,11 +54,7 @@ uint64_t next_random() {
            reinterpret_cast<uintptr_t>(&local) ^
            std::hash<std::thread::id>{}(std::this_thread::get_id());
   }();
-  // splitmix64
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+  return base::splitmix64_next(state);
 }
 
 std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }

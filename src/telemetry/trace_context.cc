@@ -4,8 +4,11 @@
 #include "telemetry/trace_context.h"
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <random>
+
+#include "base/splitmix.h"
 
 namespace skiff::telemetry {
 namespace {
@@ -308,18 +311,16 @@ struct IdGenerator {
   uint64_t s[4];
   bool seeded;
 
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
   uint64_t next() {
     if (!seeded) seed();
-    const uint64_t result = rotl(s[1] * 5, 7) * 9;
+    const uint64_t result = std::rotl(s[1] * 5, 7) * 9;
     const uint64_t t = s[1] << 17;
     s[2] ^= s[0];
     s[3] ^= s[1];
     s[1] ^= s[2];
     s[0] ^= s[3];
     s[2] ^= t;
-    s[3] = rotl(s[3], 45);
+    s[3] = std::rotl(s[3], 45);
     return result;
   }
 
@@ -327,13 +328,7 @@ struct IdGenerator {
     std::random_device rd;
     // splitmix64 spreads the device's words over the state (which must not be all zero).
     uint64_t x = (uint64_t{rd()} << 32) ^ rd();
-    for (uint64_t& word : s) {
-      x += 0x9e3779b97f4a7c15;
-      uint64_t z = x;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
-      word = (z ^ (z >> 31)) ^ ((uint64_t{rd()} << 32) ^ rd());
-    }
+    for (uint64_t& word : s) word = base::splitmix64_next(x) ^ ((uint64_t{rd()} << 32) ^ rd());
     if ((s[0] | s[1] | s[2] | s[3]) == 0) s[0] = 1;
     seeded = true;
   }
