@@ -28,12 +28,7 @@ std::string config_for(const std::vector<const TestServer*>& endpoints,
   return catch_all_config(endpoints, route_keys, cluster_keys);
 }
 
-grpc::Status unary(Stub& stub, const Request& req) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(in(kCallDeadline));
-  Response resp;
-  return stub.Unary(&ctx, req, &resp);
-}
+grpc::Status unary(Stub& stub, const Request& req) { return unary_call(stub, req, kCallDeadline); }
 
 TEST(ClusterLimits, MaxRequestsRejectsTheCallOverTheLimit) {
   TestServer server;

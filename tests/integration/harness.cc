@@ -291,4 +291,13 @@ std::string pattern_bytes(size_t n, uint32_t seed) {
 
 std::chrono::system_clock::time_point in(Millis d) { return std::chrono::system_clock::now() + d; }
 
+grpc::Status unary_call(skiff::testing::TestService::Stub& stub, const skiff::testing::Request& req,
+                        Millis deadline, skiff::testing::Response* resp, grpc::ClientContext* ctx) {
+  grpc::ClientContext local_ctx;
+  if (ctx == nullptr) ctx = &local_ctx;
+  ctx->set_deadline(in(deadline));
+  skiff::testing::Response local_resp;
+  return stub.Unary(ctx, req, resp != nullptr ? resp : &local_resp);
+}
+
 }  // namespace skiff::it

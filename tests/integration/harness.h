@@ -185,4 +185,10 @@ std::string catch_all_config(const std::vector<const TestServer*>& endpoints,
 // A deadline |d| from now, for ClientContext::set_deadline.
 std::chrono::system_clock::time_point in(Millis d);
 
+// One TestService.Unary call due |deadline| from now. The response goes to |resp| when given;
+// |ctx| (when given) is used instead of a fresh context, e.g. to read trailing metadata after.
+grpc::Status unary_call(skiff::testing::TestService::Stub& stub, const skiff::testing::Request& req,
+                        Millis deadline, skiff::testing::Response* resp = nullptr,
+                        grpc::ClientContext* ctx = nullptr);
+
 }  // namespace skiff::it

@@ -24,10 +24,7 @@ std::string hedging_config(const std::vector<const TestServer*>& endpoints,
 }
 
 grpc::Status unary(Stub& stub, const Request& req, Response* resp = nullptr) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(in(kCallDeadline));
-  Response local;
-  return stub.Unary(&ctx, req, resp != nullptr ? resp : &local);
+  return unary_call(stub, req, kCallDeadline, resp);
 }
 
 Request failing_first(int attempts, StatusCode code = StatusCode::UNAVAILABLE) {

@@ -28,12 +28,7 @@ std::string config_for(const TestServer& a, const TestServer& b, const std::stri
   return catch_all_config({&a, &b}, route_keys, cluster_keys);
 }
 
-grpc::Status unary(Stub& stub, const Request& req) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(in(kCallDeadline));
-  Response resp;
-  return stub.Unary(&ctx, req, &resp);
-}
+grpc::Status unary(Stub& stub, const Request& req) { return unary_call(stub, req, kCallDeadline); }
 
 // |n| calls, one at a time; returns how many were OK.
 int sequential(Stub& stub, const Request& req, int n) {

@@ -288,10 +288,7 @@ Scrape scrape_after_calls(const SkiffProcess& skiff, double calls) {
 }
 
 grpc::Status unary(skiff::testing::TestService::Stub& stub, const Request& req) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(in(kCallDeadline));
-  Response resp;
-  return stub.Unary(&ctx, req, &resp);
+  return unary_call(stub, req, kCallDeadline);
 }
 
 grpc::Status ping(skiff::testing::OtherService::Stub& stub) {

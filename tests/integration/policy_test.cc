@@ -34,11 +34,7 @@ std::string config_with(const TestServer& server, const std::string& policy_yaml
 
 grpc::Status unary(skiff::testing::TestService::Stub& stub, const Request& req,
                    grpc::ClientContext* ctx = nullptr) {
-  grpc::ClientContext local;
-  if (ctx == nullptr) ctx = &local;
-  ctx->set_deadline(in(kCallDeadline));
-  Response resp;
-  return stub.Unary(ctx, req, &resp);
+  return unary_call(stub, req, kCallDeadline, nullptr, ctx);
 }
 
 TEST(Policies, Outbound_RateLimit_RejectsExcessWithPushback) {

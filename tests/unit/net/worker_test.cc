@@ -39,6 +39,13 @@ class WorkerFlushTest : public ::testing::Test {
     worker_.close_own_handles();
     uv_run(worker_.loop(), UV_RUN_DEFAULT);  // ~Worker needs every handle closed
   }
+  // What a session does after a read: asks for |c|'s flush, then for the early one. Returns
+  // how many times |c| had flushed when flush_first_now() returned.
+  int read_then_flush(Counter& c) {
+    worker_.request_flush(&c);
+    worker_.flush_first_now();
+    return c.flushes;
+  }
   Worker worker_{0};
 };
 
@@ -57,12 +64,8 @@ TEST_F(WorkerFlushTest, FirstFlushOfAnIterationRunsAtOnceLaterOnesAfterIt) {
   Counter a, b;
   int a_at_once = -1, b_at_once = -1;
   run_iteration_with(worker_, [&] {
-    worker_.request_flush(&a);
-    worker_.flush_first_now();
-    a_at_once = a.flushes;
-    worker_.request_flush(&b);
-    worker_.flush_first_now();  // the iteration's early flush is used up
-    b_at_once = b.flushes;
+    a_at_once = read_then_flush(a);
+    b_at_once = read_then_flush(b);  // the iteration's early flush is used up
   });
   EXPECT_EQ(a_at_once, 1);
   EXPECT_EQ(b_at_once, 0);
@@ -70,11 +73,7 @@ TEST_F(WorkerFlushTest, FirstFlushOfAnIterationRunsAtOnceLaterOnesAfterIt) {
   EXPECT_EQ(b.flushes, 1);  // in the iteration's flush phase
 
   // The next iteration has its own early flush.
-  run_iteration_with(worker_, [&] {
-    worker_.request_flush(&b);
-    worker_.flush_first_now();
-    b_at_once = b.flushes;
-  });
+  run_iteration_with(worker_, [&] { b_at_once = read_then_flush(b); });
   EXPECT_EQ(b_at_once, 2);
 }
 
@@ -86,19 +85,11 @@ TEST_F(WorkerFlushTest, BusyIterationsKeepTheirFlushesForTheFlushPhase) {
     for (int i = 0; i < 8; ++i) worker_.flush_first_now();
   });
   // ...makes the next one batch everything, its first read included.
-  run_iteration_with(worker_, [&] {
-    worker_.request_flush(&a);
-    worker_.flush_first_now();
-    at_once = a.flushes;
-  });
+  run_iteration_with(worker_, [&] { at_once = read_then_flush(a); });
   EXPECT_EQ(at_once, 0);
   EXPECT_EQ(a.flushes, 1);
   // After that quieter iteration (one read), the first flush is early again.
-  run_iteration_with(worker_, [&] {
-    worker_.request_flush(&a);
-    worker_.flush_first_now();
-    at_once = a.flushes;
-  });
+  run_iteration_with(worker_, [&] { at_once = read_then_flush(a); });
   EXPECT_EQ(at_once, 2);
 }
 
