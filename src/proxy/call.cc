@@ -640,7 +640,7 @@ telemetry::CallRecord Call::make_record() const {
     r.span_id = trace_->span_id_hex();
     r.parent_span_id = trace_->parent_span_id_hex();
     r.sampled = trace_->sampled;
-    r.request_id = trace_->request_id;
+    r.request_id.assign(trace_->request_id);
   } else {
     r.request_id = h2::find_header(headers, "x-request-id");
   }

@@ -3,26 +3,15 @@
 // comes from the network, so a malformed header is treated as absent.
 #include "telemetry/trace_context.h"
 
-#include <array>
 #include <bit>
 #include <cstddef>
+#include <cstring>
 #include <random>
 
 #include "base/splitmix.h"
 
 namespace skiff::telemetry {
 namespace {
-
-constexpr char kHexDigits[] = "0123456789abcdef";
-// "000102...ff": the two hex digits of each byte value.
-constexpr std::array<char, 512> kHexPairs = [] {
-  std::array<char, 512> t{};
-  for (int b = 0; b < 256; ++b) {
-    t[2 * b] = kHexDigits[b >> 4];
-    t[2 * b + 1] = kHexDigits[b & 0xf];
-  }
-  return t;
-}();
 
 // W3C traceparent layout: "vv-<32 hex>-<16 hex>-ff" is 55 characters for every version.
 constexpr size_t kTraceparentLength = 55;
@@ -32,20 +21,35 @@ constexpr size_t kMaxRequestIdLength = 256;
 // often, and looping forever on it would hang the worker.
 constexpr int kMaxZeroDraws = 8;
 
-// Appends the low |digits| hex digits of |v|, most significant first, lower-case.
+// Writes the 8 lower-case hex digits of |v| to |p|, most significant first. Every call formats
+// about 80 digits of ids, so without a loop or a table: the nibbles are spread one per byte, the
+// bytes put in string order, and each turned into its digit with the other seven at once.
+void write_hex8(char* p, uint32_t v) {
+  uint64_t x = v;
+  x = (x | (x << 16)) & 0x0000ffff0000ffffULL;
+  x = (x | (x << 8)) & 0x00ff00ff00ff00ffULL;
+  // Byte i now holds nibble i, the least significant first.
+  x = (x | (x << 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  if constexpr (std::endian::native == std::endian::little) x = std::byteswap(x);
+  // A nibble of 10 or more gets 'a' - '0' - 10 more than '0' + nibble.
+  const uint64_t letters = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+  x += 0x3030303030303030ULL + letters * ('a' - '0' - 10);
+  std::memcpy(p, &x, sizeof x);
+}
+
+// Writes the 16 hex digits of |v| and returns the end.
+char* write_hex16(char* p, uint64_t v) {
+  write_hex8(p, static_cast<uint32_t>(v >> 32));
+  write_hex8(p + 8, static_cast<uint32_t>(v));
+  return p + 16;
+}
+
+// Appends the low |digits| (1..16) hex digits of |v|, most significant first, lower-case.
 template <typename String>
 void append_hex(String& out, uint64_t v, int digits) {
-  const size_t at = out.size();
-  out.resize(at + static_cast<size_t>(digits));
-  char* p = out.data() + at;
-  // Two digits per step from a 256-entry table: every call formats ids (about 80 digits).
-  int i = digits;
-  for (; i >= 2; i -= 2, v >>= 8) {
-    const char* pair = &kHexPairs[(v & 0xff) * 2];
-    p[i - 2] = pair[0];
-    p[i - 1] = pair[1];
-  }
-  if (i == 1) p[0] = kHexDigits[v & 0xf];
+  char all[16];
+  write_hex16(all, v);
+  out.append(all + 16 - digits, static_cast<size_t>(digits));
 }
 
 int hex_value(char c, bool allow_upper) {
@@ -250,22 +254,20 @@ bool sample_coin(double rate, const std::function<uint64_t()>& next_id) {
 }
 
 // A random (version 4, variant 10xx) UUID, lower-case 8-4-4-4-12.
-std::string make_uuid_v4(const std::function<uint64_t()>& next_id) {
+TraceString make_uuid_v4(const std::function<uint64_t()>& next_id) {
   uint64_t hi = draw(next_id);
   uint64_t lo = draw(next_id);
   hi = (hi & ~uint64_t{0xf000}) | uint64_t{0x4000};            // version 4
   lo = (lo & ~(uint64_t{0x3} << 62)) | (uint64_t{0x2} << 62);  // variant 10xx
-  std::string out;
-  out.reserve(36);
-  append_hex(out, hi >> 32, 8);
-  out.push_back('-');
-  append_hex(out, hi >> 16, 4);
-  out.push_back('-');
-  append_hex(out, hi, 4);
-  out.push_back('-');
-  append_hex(out, lo >> 48, 4);
-  out.push_back('-');
-  append_hex(out, lo, 12);
+  char digits[32];
+  write_hex16(write_hex16(digits, hi), lo);
+  // 8-4-4-4-12 of the 32 digits.
+  TraceString out(36, '-');
+  std::memcpy(&out[0], digits, 8);
+  std::memcpy(&out[9], digits + 8, 4);
+  std::memcpy(&out[14], digits + 12, 4);
+  std::memcpy(&out[19], digits + 16, 4);
+  std::memcpy(&out[24], digits + 20, 12);
   return out;
 }
 
@@ -475,14 +477,14 @@ OutgoingHeaders outgoing_headers(const TraceContext& ctx) {
     case TraceFormat::kNone:
     case TraceFormat::kW3C: {
       // Always version 00: a later version's extra fields are not understood, so not forwarded.
-      TraceString v;
-      v.reserve(kTraceparentLength);
-      v.append("00-");
-      append_hex(v, ctx.trace_id.high, 16);
-      append_hex(v, ctx.trace_id.low, 16);
-      v.push_back('-');
-      append_hex(v, ctx.span_id, 16);
-      v.append(ctx.sampled ? "-01" : "-00");
+      TraceString v(kTraceparentLength, '-');
+      char* p = v.data();
+      p[0] = p[1] = '0';
+      p = write_hex16(p + 3, ctx.trace_id.high);
+      p = write_hex16(p, ctx.trace_id.low);
+      p = write_hex16(p + 1, ctx.span_id);
+      p[1] = '0';
+      p[2] = ctx.sampled ? '1' : '0';
       out.push_back({"traceparent", std::move(v)});
       if (!ctx.tracestate.empty()) out.push_back({"tracestate", text(ctx.tracestate)});
       break;

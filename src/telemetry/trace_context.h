@@ -40,6 +40,10 @@ struct HeaderRef {
   std::string_view value;
 };
 
+// Every traced call makes a request id and the outgoing headers' values, so these strings live in
+// the worker's block cache rather than malloc's arena.
+using TraceString = std::basic_string<char, std::char_traits<char>, base::CacheAllocator<char>>;
+
 struct TraceContext {
   TraceFormat format = TraceFormat::kNone;
   TraceId trace_id;
@@ -48,7 +52,7 @@ struct TraceContext {
   bool sampled = false;
   bool debug = false;      // B3 "d" / X-B3-Flags: 1 (implies sampled)
   std::string tracestate;  // W3C tracestate, passed on unchanged
-  std::string request_id;  // x-request-id: the caller's, or generated (UUID v4)
+  TraceString request_id;  // x-request-id: the caller's, or generated (UUID v4)
   bool b3_128 = true;      // B3 trace id was 128-bit (echoed in the same width)
 
   std::string span_id_hex() const;         // 16 hex digits
@@ -71,9 +75,7 @@ TraceContext continue_or_start(const std::vector<HeaderRef>& headers, double sam
 bool is_trace_header(std::string_view lower_case_name);
 
 // The headers to send upstream for |ctx|: the same format as came in (kNone -> W3C), with
-// |ctx.span_id| as the parent, plus x-request-id. Names are lower-case literals. Every traced
-// call makes these, so they live in the worker's block cache rather than malloc's arena.
-using TraceString = std::basic_string<char, std::char_traits<char>, base::CacheAllocator<char>>;
+// |ctx.span_id| as the parent, plus x-request-id. Names are lower-case literals.
 struct OutgoingHeader {
   std::string_view name;
   TraceString value;

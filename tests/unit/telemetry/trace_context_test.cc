@@ -731,9 +731,11 @@ TEST(TraceRequestId, FirstNonEmptyValueIsKept) {
 
 TEST(TraceRequestId, LengthIsCappedAt256Bytes) {
   std::string max(256, 'r');
-  EXPECT_EQ(continue_or_start({{"x-request-id", max}}, 0.0, sequence()).request_id, max);
+  EXPECT_EQ(
+      std::string_view(continue_or_start({{"x-request-id", max}}, 0.0, sequence()).request_id),
+      max);
   std::string too_long(257, 'r');
-  std::string id = continue_or_start({{"x-request-id", too_long}}, 0.0, sequence()).request_id;
+  std::string id(continue_or_start({{"x-request-id", too_long}}, 0.0, sequence()).request_id);
   EXPECT_TRUE(is_uuid_v4(id)) << id;
 }
 
@@ -754,7 +756,7 @@ TEST(TraceRequestId, MissingOrEmptyIsAUuidV4FromTwoDraws) {
 TEST(TraceRequestId, GeneratedIdsAreWellFormedAndDistinct) {
   std::string previous;
   for (int i = 0; i < 200; ++i) {
-    std::string id = continue_or_start({}, 0.5).request_id;
+    std::string id(continue_or_start({}, 0.5).request_id);
     EXPECT_TRUE(is_uuid_v4(id)) << id;
     EXPECT_NE(id, previous);
     previous = id;
@@ -818,6 +820,22 @@ TEST(TraceOutgoingHeaders, NoneIsSentAsW3C) {
   EXPECT_EQ(out[0].value, "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-00");
   EXPECT_EQ(out[1].name, "x-request-id");
   EXPECT_EQ(out[1].value, "req-1");
+}
+
+TEST(TraceOutgoingHeaders, EveryHexDigitInEveryPlace) {
+  // The ids are formatted eight digits at a time: each digit value, leading zeros and the
+  // halves' order show up here.
+  TraceContext ctx = sample_context(TraceFormat::kW3C);
+  ctx.trace_id = {.high = 0x0123456789abcdef, .low = 0xfedcba9876543210};
+  ctx.span_id = 0x1;
+  EXPECT_EQ(find(outgoing_headers(ctx), "traceparent"),
+            "00-0123456789abcdeffedcba9876543210-0000000000000001-01");
+  ctx.trace_id = {.high = 0x00000000ffffffff, .low = 0xa0000000000000b0};
+  ctx.span_id = 0xf0e1d2c3b4a59687;
+  EXPECT_EQ(find(outgoing_headers(ctx), "traceparent"),
+            "00-00000000ffffffffa0000000000000b0-f0e1d2c3b4a59687-01");
+  EXPECT_EQ(ctx.trace_id.hex(), "00000000ffffffffa0000000000000b0");
+  EXPECT_EQ(ctx.span_id_hex(), "f0e1d2c3b4a59687");
 }
 
 TEST(TraceOutgoingHeaders, W3CWithThisHopAsParentAndTracestate) {
