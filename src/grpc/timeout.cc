@@ -2,6 +2,7 @@
 #include "grpc/timeout.h"
 
 #include <array>
+#include <charconv>
 #include <cstdint>
 #include <limits>
 
@@ -25,6 +26,14 @@ constexpr std::array<Unit, 6> kUnits = {{
     {'M', 60LL * 1'000'000'000},
     {'H', 3600LL * 1'000'000'000},
 }};
+
+// TimeoutValue then TimeoutUnit, without a temporary string.
+std::string timeout_text(int64_t value, char unit) {
+  char text[24];
+  char* end = std::to_chars(text, text + sizeof text - 1, value).ptr;
+  *end++ = unit;
+  return std::string(text, end);
+}
 
 const Unit* find_unit(char symbol) {
   for (const Unit& unit : kUnits) {
@@ -71,27 +80,31 @@ std::expected<std::chrono::nanoseconds, TimeoutError> parse_timeout(std::string_
 std::string format_timeout(std::chrono::nanoseconds d) {
   if (d.count() <= 0) return "0n";
   const int64_t nanos = d.count();
-  // Round up to 3 significant digits: ceil(nanos / p) * p with p = 10^(digits - 3).
+  // Round up to 3 significant digits: ceil(nanos / p) * p with p = 10^(digits - 3). Every
+  // attempt with a deadline formats one, so p is found by compares (nanos / p >= 1000 exactly
+  // when nanos / 1000 >= p) rather than a division per digit.
+  const int64_t thousandths = nanos / 1000;
   int64_t p = 1;
-  while (nanos / p >= 1000) p *= 10;
+  while (thousandths >= p) p *= 10;
   const int64_t q = nanos / p + (nanos % p != 0 ? 1 : 0);  // at most 1000
   // Only within a few percent of nanoseconds::max() (292 years) could q * p overflow: such a
   // value keeps full precision instead.
   const int64_t rounded = q <= std::numeric_limits<int64_t>::max() / p ? q * p : nanos;
-  // The largest unit that holds it exactly...
+  // The largest unit that holds it exactly (a unit longer than the value cannot)...
   for (auto unit = kUnits.rbegin(); unit != kUnits.rend(); ++unit) {
-    if (rounded % unit->nanos == 0 && rounded / unit->nanos <= kMaxValue) {
-      return std::to_string(rounded / unit->nanos) + unit->symbol;
+    if (unit->nanos <= rounded && rounded % unit->nanos == 0 &&
+        rounded / unit->nanos <= kMaxValue) {
+      return timeout_text(rounded / unit->nanos, unit->symbol);
     }
   }
   // ...or, when none does (minutes and hours are not powers of ten), the finest one that fits,
   // rounding up again (ceil written so it cannot overflow near int64 max).
   for (const Unit& unit : kUnits) {
     const int64_t value = rounded / unit.nanos + (rounded % unit.nanos != 0 ? 1 : 0);
-    if (value <= kMaxValue) return std::to_string(value) + unit.symbol;
+    if (value <= kMaxValue) return timeout_text(value, unit.symbol);
   }
   // Unreachable: nanoseconds::max() is about 2562048H, which fits in 8 digits.
-  return std::to_string(kMaxValue) + 'H';
+  return timeout_text(kMaxValue, 'H');
 }
 
 }  // namespace skiff::grpc

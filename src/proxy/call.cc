@@ -469,28 +469,34 @@ void Call::on_attempt_timeout() {
 std::span<const h2::HeaderView> Call::upstream_request_headers(
     const upstream::EndpointSpec& endpoint, unsigned previous_attempts,
     std::string& timeout_scratch, std::string& attempts_scratch) const {
-  // Reused per thread: building the block allocates nothing in steady state.
-  thread_local std::vector<h2::HeaderView> out;
-  out.clear();
+  // Reused per thread: building the block allocates nothing in steady state. Sized for the
+  // most this can add, then filled by index (a push_back per field was a call of its own).
+  thread_local std::vector<h2::HeaderView> block;
   const h2::HeaderList& in = downstream_->request_headers();
+  if (const size_t most = in.size() + trace_headers_.size() + 8; block.size() < most) {
+    block.resize(most);
+  }
+  h2::HeaderView* out = block.data();
+  size_t n = 0;
+  auto add = [&](std::string_view name, std::string_view value) { out[n++] = {name, value}; };
   std::string_view authority = h2::find_header(in, ":authority");
-  out.push_back({":method", "POST"});
-  out.push_back({":scheme", pool_->spec().tls ? "https" : "http"});
-  out.push_back({":authority", authority.empty() ? std::string_view(endpoint.name) : authority});
-  out.push_back({":path", h2::find_header(in, ":path")});
+  add(":method", "POST");
+  add(":scheme", pool_->spec().tls ? "https" : "http");
+  add(":authority", authority.empty() ? std::string_view(endpoint.name) : authority);
+  add(":path", h2::find_header(in, ":path"));
   const bool traced = trace_.has_value();
   for (const h2::Header& h : in) {
     if (h.name.empty() || h.name[0] == ':' || is_hop_by_hop(h.name)) continue;
     if (h.name == kPeerIdentityHeader) continue;                 // never trusted from downstream
     if (traced && telemetry::is_trace_header(h.name)) continue;  // replaced by this hop's
-    out.push_back({h.name, h.value});
+    add(h.name, h.value);
   }
-  for (const telemetry::OutgoingHeader& h : trace_headers_) out.push_back({h.name, h.value});
+  for (const telemetry::OutgoingHeader& h : trace_headers_) add(h.name, h.value);
   if (std::string_view peer = downstream_->session().peer_identity(); !peer.empty()) {
-    out.push_back({kPeerIdentityHeader, peer});
+    add(kPeerIdentityHeader, peer);
   }
   // Always: some gRPC servers reject requests without it (reliability.md §0.6).
-  out.push_back({"te", "trailers"});
+  add("te", "trailers");
   // The attempt's budget: the call's time left, capped by per_try_timeout.
   std::optional<base::Duration> left;
   if (deadline_) left = *deadline_ - base::SteadyClock::now();
@@ -501,13 +507,13 @@ std::span<const h2::HeaderView> Call::upstream_request_headers(
   if (left) {
     timeout_scratch =
         grpc::format_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(*left));
-    out.push_back({"grpc-timeout", timeout_scratch});
+    add("grpc-timeout", timeout_scratch);
   }
   if (previous_attempts > 0) {
     attempts_scratch = std::to_string(previous_attempts);
-    out.push_back({"grpc-previous-rpc-attempts", attempts_scratch});
+    add("grpc-previous-rpc-attempts", attempts_scratch);
   }
-  return out;
+  return {out, n};
 }
 
 void Call::on_request_data(const uint8_t* data, size_t len) {
