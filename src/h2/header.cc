@@ -142,42 +142,50 @@ constexpr KnownField kB3SpanId{"x-b3-spanid", "", true};
 constexpr KnownField kB3ParentSpanId{"x-b3-parentspanid", "", true};
 constexpr KnownField kB3{"b3", "", true};
 
+// |F| as a template argument makes its name's length a constant: an inline compare, not a
+// memcmp call.
+template <const KnownField& F>
+const KnownField* is(std::string_view name) {
+  return name.size() == F.name.size() && std::memcmp(name.data(), F.name.data(), F.name.size()) == 0
+             ? &F
+             : nullptr;
+}
+
 // One switch on the length, then at most a few fixed-size compares.
 const KnownField* find_known(std::string_view name) {
-  auto is = [&](const KnownField& f) { return name == f.name ? &f : nullptr; };
   switch (name.size()) {
     case 2:
-      if (auto* f = is(kTe)) return f;
-      return is(kB3);
+      if (auto* f = is<kTe>(name)) return f;
+      return is<kB3>(name);
     case 5:
-      return is(kPath);
+      return is<kPath>(name);
     case 7:
-      if (auto* f = is(kMethod)) return f;
-      if (auto* f = is(kScheme)) return f;
-      return is(kStatus);
+      if (auto* f = is<kMethod>(name)) return f;
+      if (auto* f = is<kScheme>(name)) return f;
+      return is<kStatus>(name);
     case 10:
-      if (auto* f = is(kAuthority)) return f;
-      return is(kUserAgent);
+      if (auto* f = is<kAuthority>(name)) return f;
+      return is<kUserAgent>(name);
     case 11:
-      if (auto* f = is(kGrpcStatus)) return f;
-      if (auto* f = is(kTraceparent)) return f;
-      return is(kB3SpanId);
+      if (auto* f = is<kGrpcStatus>(name)) return f;
+      if (auto* f = is<kTraceparent>(name)) return f;
+      return is<kB3SpanId>(name);
     case 12:
-      if (auto* f = is(kContentType)) return f;
-      if (auto* f = is(kGrpcMessage)) return f;
-      if (auto* f = is(kGrpcTimeout)) return f;
-      if (auto* f = is(kRequestId)) return f;
-      return is(kB3TraceId);
+      if (auto* f = is<kContentType>(name)) return f;
+      if (auto* f = is<kGrpcMessage>(name)) return f;
+      if (auto* f = is<kGrpcTimeout>(name)) return f;
+      if (auto* f = is<kRequestId>(name)) return f;
+      return is<kB3TraceId>(name);
     case 13:
-      return is(kGrpcEncoding);
+      return is<kGrpcEncoding>(name);
     case 14:
-      return is(kContentLength);
+      return is<kContentLength>(name);
     case 15:
-      return is(kAcceptEncoding);
+      return is<kAcceptEncoding>(name);
     case 17:
-      return is(kB3ParentSpanId);
+      return is<kB3ParentSpanId>(name);
     case 20:
-      return is(kGrpcAcceptEncoding);
+      return is<kGrpcAcceptEncoding>(name);
     default:
       return nullptr;
   }

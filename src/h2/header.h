@@ -4,6 +4,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,6 +58,17 @@ struct HeaderView {
 
 // Returns the first value of |name| (lower-case), or an empty view.
 std::string_view find_header(const HeaderList& headers, std::string_view name);
+
+// The same for a literal name: its length is a constant, so each compare is a few inline loads
+// instead of a memcmp call (several of these run on every call).
+template <size_t N>
+std::string_view find_header(const HeaderList& headers, const char (&name)[N]) {
+  constexpr size_t kLength = N - 1;
+  for (const Header& h : headers) {
+    if (h.name.size() == kLength && std::memcmp(h.name.data(), name, kLength) == 0) return h.value;
+  }
+  return {};
+}
 
 // nghttp2_nv views over |headers|, in a per-thread scratch array that the next to_nv call on
 // this thread reuses: pass straight to an nghttp2 submit function (which copies).
