@@ -25,6 +25,15 @@ bool batch_full(size_t copied, size_t in_place) {
   return copied >= kOutBatch || copied + in_place >= kInPlaceBatch;
 }
 
+// The output buffer, lent to whichever session of this thread is flushing: a flush hands all it
+// produced to the transport before it returns, so one buffer (up to about 2 x kOutBatch) serves
+// every connection of a worker instead of each keeping its own (100 busy connections kept 9 MB).
+thread_local std::string lent_out;
+
+// What a session keeps of a buffer it grew outside a lent one (a flush nested in another's
+// callbacks, or a send on a fatal receive error).
+constexpr size_t kKeptOut = 4096;
+
 }  // namespace
 
 Session::Session(net::Worker& worker, const Limits& limits,
@@ -106,6 +115,16 @@ void Session::reset_stream(int32_t stream_id, uint32_t error_code) {
 void Session::flush() {
   flush_scheduled_ = false;
   if (closed_) return;
+  // out_ is empty between flushes; swapping back returns the buffer (a flush nested in this
+  // one's callbacks borrows the empty placeholder instead, and grows its own).
+  out_.swap(lent_out);
+  struct GiveBack {
+    std::string& out;
+    ~GiveBack() {
+      out.swap(lent_out);
+      if (out.capacity() > kKeptOut) std::string().swap(out);
+    }
+  } give_back{out_};
   while (transport_->write_backlog() < kWriteHighWater) {
     int rv = nghttp2_session_send(ng_);
     if (rv != 0) {
