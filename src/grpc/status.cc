@@ -55,6 +55,7 @@ std::string percent_encode(std::string_view message) {
 }
 
 bool is_grpc_content_type(std::string_view value) {
+  if (value == kGrpcContentType) return true;  // nearly every call: one 16-byte compare
   if (value.size() < kGrpcContentType.size()) return false;
   for (size_t i = 0; i < kGrpcContentType.size(); ++i) {
     if (ascii_lower(value[i]) != kGrpcContentType[i]) return false;

@@ -73,7 +73,7 @@ ClusterPool::~ClusterPool() {
 
 void ClusterPool::acquire(Waiter* waiter, std::optional<size_t> avoid_endpoint) {
   std::optional<size_t> index;
-  if (!shut_down_) index = pick(avoid_endpoint, base::SteadyClock::now());
+  if (!shut_down_) index = pick(avoid_endpoint);
   if (!index) {
     std::string reason = "no healthy endpoint in cluster \"" + spec_.name + "\"";
     if (!shut_down_ && !endpoints_.empty() && !endpoints_.front()->last_error.empty()) {
@@ -86,12 +86,19 @@ void ClusterPool::acquire(Waiter* waiter, std::optional<size_t> avoid_endpoint) 
   schedule_service();
 }
 
-std::optional<size_t> ClusterPool::pick(std::optional<size_t> avoid, base::TimePoint now) {
+std::optional<size_t> ClusterPool::pick(std::optional<size_t> avoid) {
   const size_t n = endpoints_.size();
   if (spec_.load_balancing == LoadBalancing::kRoundRobin) {
-    if (spec_.outliers) {
-      for (size_t i = 0; i < n; ++i) health_[i].ejected_until = spec_.outliers->ejected_until(i);
+    bool timed = false;
+    for (size_t i = 0; i < n; ++i) {
+      if (spec_.outliers) health_[i].ejected_until = spec_.outliers->ejected_until(i);
+      timed |= health_[i].backoff_until > base::TimePoint{} ||
+               health_[i].ejected_until > base::TimePoint{};
     }
+    // While no endpoint was ever backed off or ejected (times at or before the steady clock's
+    // epoch), every one is eligible at any time: the clock is read only when a time is
+    // compared (every call picks).
+    const base::TimePoint now = timed ? base::SteadyClock::now() : base::TimePoint{};
     size_t index = pick_round_robin(health_, &cursor_, now);
     if (avoid && index == *avoid) {
       // The cursor moved past it: the next eligible one, or it again when it is the only one.
@@ -99,6 +106,7 @@ std::optional<size_t> ClusterPool::pick(std::optional<size_t> avoid, base::TimeP
     }
     return index < n ? std::optional<size_t>(index) : std::nullopt;
   }
+  const base::TimePoint now = base::SteadyClock::now();
   policy::PickOptions options;
   options.ejections = spec_.outliers.get();
   if (avoid) options.avoid = std::span<const size_t>(&*avoid, 1);

@@ -142,7 +142,7 @@ class ClusterPool final : public net::Flushable {
   void dequeued(const Queued& queued);
   void on_session_closed(Endpoint& endpoint, h2::Session* session);
   // nullopt: no eligible endpoint.
-  std::optional<size_t> pick(std::optional<size_t> avoid, base::TimePoint now);
+  std::optional<size_t> pick(std::optional<size_t> avoid);
   // Load as P2C sees it: attempts in flight plus waiters queued on the endpoint.
   policy::EndpointLoad load_of(size_t endpoint) const;
   uint64_t next_random();
