@@ -139,7 +139,8 @@ int ClientSession::on_header(nghttp2_session*, const nghttp2_frame* frame, nghtt
   auto* self = static_cast<ClientSession*>(user);
   Stream* s = self->find(frame->hd.stream_id);
   if (s == nullptr) return 0;
-  if (!s->too_large && !collect_header(s->headers, s->header_bytes, self->limits_, name, value)) {
+  if (!s->too_large &&
+      !collect_header(s->headers, s->header_bytes, self->limits_, name, value, kResponseFields)) {
     s->too_large = true;
   }
   return 0;

@@ -75,15 +75,14 @@ void Header::steal(Header& other) noexcept {
 }
 
 bool collect_header(HeaderList& headers, size_t& charged_bytes, const Limits& limits,
-                    nghttp2_rcbuf* name, nghttp2_rcbuf* value) {
+                    nghttp2_rcbuf* name, nghttp2_rcbuf* value, size_t typical) {
   nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
   nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
   charged_bytes += n.len + v.len + 32;
   if (charged_bytes > limits.max_header_list_bytes || headers.size() >= limits.max_header_count) {
     return false;
   }
-  // Typical gRPC request blocks have 7 to 10 fields; response blocks 1 to 3.
-  if (headers.empty()) headers.reserve(10);
+  if (headers.empty()) headers.reserve(typical);
   headers.emplace_back(name, n, value, v);
   return true;
 }

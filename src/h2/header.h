@@ -88,7 +88,14 @@ struct Limits {
 // 32 bytes of overhead, counted before anything is kept, so discarded fields cost too) and keeps
 // it in |headers| while the block stays within max_header_list_bytes and max_header_count.
 // Returns false once the block is over (the field is then dropped).
+// The first field reserves room for |typical| (kRequestFields or kResponseFields).
 bool collect_header(HeaderList& headers, size_t& charged_bytes, const Limits& limits,
-                    nghttp2_rcbuf* name, nghttp2_rcbuf* value);
+                    nghttp2_rcbuf* name, nghttp2_rcbuf* value, size_t typical);
+
+// Typical gRPC request blocks have 7 to 10 fields; response header and trailer blocks 1 to 4.
+// Sized apart, the short blocks take a smaller block-cache class than the requests: with one
+// size for all, the three blocks of every call shared one class and outran its free list.
+constexpr size_t kRequestFields = 10;
+constexpr size_t kResponseFields = 4;
 
 }  // namespace skiff::h2

@@ -182,8 +182,8 @@ int ServerSession::on_header(nghttp2_session*, const nghttp2_frame* frame, nghtt
   auto* self = static_cast<ServerSession*>(user);
   ServerStream* stream = self->find(frame->hd.stream_id);
   if (stream == nullptr || stream->handler_) return 0;  // request trailers: gRPC has none; drop
-  if (!stream->headers_too_large_ &&
-      !collect_header(stream->headers_, stream->header_bytes_, self->limits_, name, value)) {
+  if (!stream->headers_too_large_ && !collect_header(stream->headers_, stream->header_bytes_,
+                                                     self->limits_, name, value, kRequestFields)) {
     stream->headers_too_large_ = true;
   }
   return 0;
