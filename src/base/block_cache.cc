@@ -22,9 +22,7 @@ constexpr size_t class_size(size_t c) {
 static_assert(class_size(kClasses - 1) == kLargeMax);
 
 constexpr uint32_t class_cap(size_t c) {
-  if (c == kClasses - 1) return static_cast<uint32_t>(kMaxBytesLargestClass / kLargeMax);
-  return static_cast<uint32_t>(
-      kMaxBytesPerClass / class_size(c) < 16 ? 16 : kMaxBytesPerClass / class_size(c));
+  return static_cast<uint32_t>(kMaxBytesPerClass / class_size(c));
 }
 
 // kUncached for sizes above kLargeMax.
@@ -54,7 +52,7 @@ struct Reaper {
         list.head = b->next;
         std::free(b);
       }
-      list.count = 0;
+      list.count = list.low = 0;
     }
   }
 };
@@ -71,9 +69,8 @@ void* pop(uint32_t c) {
   FreeList& list = tls_lists.lists[c];
   if (FreeBlock* b = list.head; b != nullptr) {
     list.head = b->next;
-    list.used = true;
     __builtin_prefetch(list.head);  // see cache_alloc
-    --list.count;
+    if (--list.count < list.low) list.low = list.count;
     return b;
   }
   return alloc_miss(c);
@@ -174,16 +171,22 @@ size_t cache_trim() noexcept {
   size_t freed = 0;
   for (size_t c = 0; c < kClasses; ++c) {
     FreeList& list = tls_lists.lists[c];
-    if (!list.used) {
-      freed += list.count * class_size(c);
-      while (list.head != nullptr) {
-        FreeBlock* b = list.head;
-        list.head = b->next;
+    if (list.low > 0) {
+      // The list's tail holds the least recently freed blocks: keep the head's count - low.
+      const uint32_t keep = list.count - list.low;
+      FreeBlock** link = &list.head;
+      for (uint32_t i = 0; i < keep; ++i) link = &(*link)->next;
+      FreeBlock* b = *link;
+      *link = nullptr;
+      while (b != nullptr) {
+        FreeBlock* next = b->next;
         std::free(b);
+        b = next;
       }
-      list.count = 0;
+      freed += list.low * class_size(c);
+      list.count = keep;
     }
-    list.used = false;
+    list.low = list.count;
   }
   return freed;
 }

@@ -6,8 +6,9 @@
 // next allocation of that class pops it: a few inline instructions each way.
 //
 // Blocks are plain malloc blocks, so any thread may free any block (it joins the freeing
-// thread's lists). Each list keeps at most about kMaxBytesPerClass (the 16 KiB class more),
-// and cache_trim() frees what was not used for a while, so an idle worker holds little.
+// thread's lists). Each list keeps at most about kMaxBytesPerClass, and cache_trim() frees the
+// blocks a list did not need since the last trim, so a list holds about what its load cycles
+// through and an idle worker holds little.
 // Sanitizer builds skip the cache (it would hide use-after-free from ASan).
 #pragma once
 
@@ -33,13 +34,15 @@ constexpr size_t kMidMax = 4096;
 constexpr size_t kMidClasses = (kMidMax - kSmallMax) / kMidStep;
 constexpr size_t kClasses = kSmallClasses + kMidClasses + 2;
 constexpr size_t kLargeMax = 16 * 1024;
-// At most this many bytes of free blocks kept per class and thread...
-constexpr size_t kMaxBytesPerClass = 128 * 1024;
-// ...but the largest class keeps more: bulk transfers cycle their Body chunks through it (16
-// streams moving 1 MiB messages hold up to 8 MiB), and past the cache every chunk is a malloc
-// and a free, after which glibc hands the arena's top back to the kernel and the next chunk
-// page-faults it in again (5,000 faults per 1,500 such calls; 800 with this budget).
-constexpr size_t kMaxBytesLargestClass = 2 * 1024 * 1024;
+// At most this many bytes of free blocks kept per class and thread. It bounds a burst, not the
+// steady state (cache_trim() takes a list down to what it cycles through). Calls finish and
+// start in bursts: 10,000 held streams return thousands of Calls, Bodies and nghttp2 streams in
+// one loop turn and make as many a turn later, and at 128 KiB a class overflowed into glibc for
+// 9 mallocs per call (15% of the worker; 4 MiB: -12% CPU per call, +2% peak RSS). Bulk
+// transfers cycle 16 KiB Body chunks the same way (16 streams moving 1 MiB messages hold up to
+// 8 MiB); past the cache, glibc handed the arena's top back after each burst and the next
+// chunk page-faulted it in again.
+constexpr size_t kMaxBytesPerClass = 4 * 1024 * 1024;
 // The unsized interface's header: keeps the payload 16-byte aligned.
 constexpr size_t kHeader = 16;
 
@@ -53,7 +56,8 @@ struct FreeList {
   // 0 until the thread's reaper is armed (its first cache miss) and again once the thread is
   // exiting: then frees go straight to free().
   uint32_t limit;
-  bool used;  // popped since the last cache_trim()
+  // The fewest blocks the list held since the last cache_trim(): that many were not needed.
+  uint32_t low;
 };
 
 // Trivially destructible and constant-initialised: every access is a plain TLS load, with no
@@ -88,11 +92,10 @@ inline void* cache_alloc(size_t size) {
     FreeList& list = tls_lists.lists[c];
     if (FreeBlock* b = list.head; b != nullptr) {
       list.head = b->next;
-      list.used = true;
       // The next pop reads that block's link: start fetching it now (a free list's blocks
       // are scattered; the pop's dependent load was its whole cost in a perf profile).
       __builtin_prefetch(list.head);
-      --list.count;
+      if (--list.count < list.low) list.low = list.count;
       return b;
     }
     return alloc_miss(c);
@@ -124,9 +127,10 @@ void* cache_malloc(size_t size);
 void cache_free_unsized(void* p) noexcept;
 void* cache_realloc(void* p, size_t size);
 
-// Frees this thread's cached blocks of every class that served no allocation since the last
-// call, so memory goes back after a burst of load; returns the bytes freed. The owner of a
-// thread's loop calls it periodically (net::Worker: twice a second).
+// Frees, in every class, the cached blocks that were not needed since the last call (as many as
+// the list's low point: it never dipped into them), the least recently freed first, so memory
+// goes back after a burst of load; returns the bytes freed. The owner of a thread's loop calls
+// it periodically (net::Worker: twice a second).
 size_t cache_trim() noexcept;
 
 // Derive from this to allocate a class (and every class derived from it) through the cache.

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -63,19 +64,45 @@ TEST(BlockCache, UnsizedKeepsContentsAcrossRealloc) {
 TEST(BlockCache, TrimFreesClassesUnusedSinceTheLastTrim) {
   void* p = cache_alloc(200);
   cache_free(p, 200);
-  p = cache_alloc(200);  // a pop: the class counts as used
+  p = cache_alloc(200);  // a pop: the list was down to 0 blocks
   cache_free(p, 200);
-  cache_trim();                   // used since the last trim: kept, flag cleared
+  cache_trim();                   // every block was needed since the last trim: kept
   EXPECT_GE(cache_trim(), 224u);  // unused since: freed (at least the one 224-byte block)
   EXPECT_EQ(cache_trim(), 0u);
   void* q = cache_alloc(200);  // still works after a trim
   cache_free(q, 200);
 }
 
-// Bulk transfers cycle 16 KiB Body chunks: that class keeps kMaxBytesLargestClass of them (not
-// the 128 KiB of the others), and hands them all back once unused.
+// A list in use keeps what its load cycles through and frees the rest: after a burst of 40
+// blocks, a steady load that never holds more than 4 at once leaves 4 cached.
+TEST(BlockCache, TrimTakesAListInUseDownToWhatItCyclesThrough) {
+  constexpr size_t kSize = 600;  // a class no other test here uses
+  constexpr size_t kClassBytes = 608;
+  cache_trim();
+  cache_trim();  // whatever earlier tests left is gone
+  std::vector<void*> burst;
+  for (int i = 0; i < 40; ++i) burst.push_back(cache_alloc(kSize));
+  for (void* p : burst) cache_free(p, kSize);
+  cache_trim();  // the burst's blocks were all in use since the last trim: kept
+  for (int round = 0; round < 3; ++round) {
+    void* steady[4];
+    for (void*& p : steady) p = cache_alloc(kSize);
+    for (void* p : steady) cache_free(p, kSize);
+  }
+  // The list never went below 36 blocks: those are freed, the 4 it cycled stay.
+  EXPECT_EQ(cache_trim(), 36 * kClassBytes);
+  // The 4 it kept are blocks of the burst and serve the next allocation.
+  void* again = cache_alloc(kSize);
+  EXPECT_NE(std::find(burst.begin(), burst.end(), again), burst.end());
+  cache_free(again, kSize);
+  EXPECT_EQ(cache_trim(), 3 * kClassBytes);  // it needed 1 of its 4 since
+  EXPECT_EQ(cache_trim(), kClassBytes);      // and then none
+}
+
+// Bulk transfers cycle 16 KiB Body chunks through the largest class: it keeps up to
+// kMaxBytesPerClass of them too, and hands them all back once unused.
 TEST(BlockCache, LargestClassKeepsABulkTransfersChunks) {
-  constexpr size_t kBlocks = block_cache::kMaxBytesLargestClass / block_cache::kLargeMax;
+  constexpr size_t kBlocks = block_cache::kMaxBytesPerClass / block_cache::kLargeMax;
   std::vector<void*> blocks;
   for (size_t i = 0; i < kBlocks; ++i) blocks.push_back(cache_alloc(block_cache::kLargeMax));
   for (void* p : blocks) cache_free(p, block_cache::kLargeMax);
@@ -84,8 +111,8 @@ TEST(BlockCache, LargestClassKeepsABulkTransfersChunks) {
     EXPECT_EQ(cache_alloc(block_cache::kLargeMax), blocks[kBlocks - 1 - i]) << i;
   }
   for (void* p : blocks) cache_free(p, block_cache::kLargeMax);
-  cache_trim();  // used since the last trim: kept
-  EXPECT_GE(cache_trim(), block_cache::kMaxBytesLargestClass);
+  cache_trim();  // all needed since the last trim: kept
+  EXPECT_GE(cache_trim(), block_cache::kMaxBytesPerClass);
 }
 #endif
 
