@@ -30,9 +30,9 @@ Worker::Worker(int id) : id_(id) {
   uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
   SKIFF_CHECK(uv_idle_init(&loop_, &idle_) == 0);
   idle_.data = this;
-  // Twice a second, on the loop thread: cached blocks unused for half a second go back to
-  // malloc, and after a burst glibc is asked to give its free pages back (scattered blocks
-  // keep a heap from shrinking on its own).
+  // Twice a second, on the loop thread: cached blocks that a list did not need for half a
+  // second go back to malloc, and after a burst glibc is asked to give its free pages back
+  // (scattered blocks keep a heap from shrinking on its own).
   SKIFF_CHECK(uv_timer_init(&loop_, &trim_timer_) == 0);
   SKIFF_CHECK(uv_timer_start(
                   &trim_timer_,
