@@ -8,12 +8,18 @@ namespace {
 
 spdlog::level::level_enum to_spdlog(LogLevel level) {
   switch (level) {
-    case LogLevel::kTrace: return spdlog::level::trace;
-    case LogLevel::kDebug: return spdlog::level::debug;
-    case LogLevel::kInfo: return spdlog::level::info;
-    case LogLevel::kWarn: return spdlog::level::warn;
-    case LogLevel::kError: return spdlog::level::err;
-    case LogLevel::kOff: return spdlog::level::off;
+    case LogLevel::kTrace:
+      return spdlog::level::trace;
+    case LogLevel::kDebug:
+      return spdlog::level::debug;
+    case LogLevel::kInfo:
+      return spdlog::level::info;
+    case LogLevel::kWarn:
+      return spdlog::level::warn;
+    case LogLevel::kError:
+      return spdlog::level::err;
+    case LogLevel::kOff:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -41,9 +47,10 @@ void init_logging(LogLevel level) {
   set_log_level(level);
 }
 
-void set_log_level(LogLevel level) { spdlog::set_level(to_spdlog(level)); }
-
-bool log_enabled(LogLevel level) { return spdlog::should_log(to_spdlog(level)); }
+void set_log_level(LogLevel level) {
+  spdlog::set_level(to_spdlog(level));
+  detail::min_log_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
 
 LogLine::~LogLine() { spdlog::log(to_spdlog(level_), "{}", stream_.str()); }
 

@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <sstream>
 #include <string_view>
 
@@ -15,7 +16,17 @@ bool parse_log_level(std::string_view text, LogLevel* out);
 // Sends logs to stderr (stdout stays free for command output) at |level|. Call once, early.
 void init_logging(LogLevel level);
 void set_log_level(LogLevel level);
-bool log_enabled(LogLevel level);
+
+namespace detail {
+// The level set_log_level() last set (spdlog starts at info), mirrored here so a disabled
+// SKIFF_LOG costs a load and a compare: a call into spdlog's shared library per check showed in
+// the profile, as the call path has several trace and debug lines.
+inline std::atomic<int> min_log_level{static_cast<int>(LogLevel::kInfo)};
+}  // namespace detail
+
+inline bool log_enabled(LogLevel level) {
+  return static_cast<int>(level) >= detail::min_log_level.load(std::memory_order_relaxed);
+}
 
 // One log line; the message is built with operator<< and emitted in the destructor.
 class LogLine {
@@ -39,8 +50,8 @@ class LogLine {
 }  // namespace skiff::base
 
 // Usage: SKIFF_LOG(kDebug) << "stream " << id << " closed";
-#define SKIFF_LOG(level)                                            \
+#define SKIFF_LOG(level)                                           \
   if (!::skiff::base::log_enabled(::skiff::base::LogLevel::level)) \
-    ;                                                               \
-  else                                                              \
+    ;                                                              \
+  else                                                             \
     ::skiff::base::LogLine(::skiff::base::LogLevel::level)
