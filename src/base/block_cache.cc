@@ -2,6 +2,7 @@
 // and the reaper that empties a thread's lists when it exits.
 #include "base/block_cache.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -167,24 +168,27 @@ void* cache_realloc(void* p, size_t size) {
   return moved;
 }
 
-size_t cache_trim() noexcept {
+size_t cache_trim(size_t max_blocks, bool* more) noexcept {
   size_t freed = 0;
+  if (more != nullptr) *more = false;
   for (size_t c = 0; c < kClasses; ++c) {
     FreeList& list = tls_lists.lists[c];
+    // The list never went below |low| blocks since the last trim: that many were not needed.
+    // Which ones go does not matter; the head is where they can be taken without a walk.
+    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(list.low, max_blocks));
+    for (uint32_t i = 0; i < n; ++i) {
+      FreeBlock* b = list.head;
+      list.head = b->next;
+      std::free(b);
+    }
+    list.count -= n;
+    list.low -= n;
+    max_blocks -= n;
+    freed += n * class_size(c);
     if (list.low > 0) {
-      // The list's tail holds the least recently freed blocks: keep the head's count - low.
-      const uint32_t keep = list.count - list.low;
-      FreeBlock** link = &list.head;
-      for (uint32_t i = 0; i < keep; ++i) link = &(*link)->next;
-      FreeBlock* b = *link;
-      *link = nullptr;
-      while (b != nullptr) {
-        FreeBlock* next = b->next;
-        std::free(b);
-        b = next;
-      }
-      freed += list.low * class_size(c);
-      list.count = keep;
+      // Out of budget: the rest of this list and the lists after it wait for the next call.
+      if (more != nullptr) *more = true;
+      return freed;
     }
     list.low = list.count;
   }
@@ -193,7 +197,10 @@ size_t cache_trim() noexcept {
 
 #else
 
-size_t cache_trim() noexcept { return 0; }
+size_t cache_trim(size_t, bool* more) noexcept {
+  if (more != nullptr) *more = false;
+  return 0;
+}
 void* cache_malloc(size_t size) { return checked_malloc(size); }
 void cache_free_unsized(void* p) noexcept { std::free(p); }
 void* cache_realloc(void* p, size_t size) {

@@ -128,10 +128,12 @@ void cache_free_unsized(void* p) noexcept;
 void* cache_realloc(void* p, size_t size);
 
 // Frees, in every class, the cached blocks that were not needed since the last call (as many as
-// the list's low point: it never dipped into them), the least recently freed first, so memory
-// goes back after a burst of load; returns the bytes freed. The owner of a thread's loop calls
-// it periodically (net::Worker: twice a second).
-size_t cache_trim() noexcept;
+// the list's low point: it never dipped into them), so memory goes back after a burst of load;
+// returns the bytes freed. The owner of a thread's loop calls it periodically (net::Worker:
+// twice a second). At most |max_blocks| are freed per call (each is a free() call: a burst can
+// leave tens of thousands); |*more|, when given, says whether unneeded blocks remain for the
+// next call.
+size_t cache_trim(size_t max_blocks = SIZE_MAX, bool* more = nullptr) noexcept;
 
 // Derive from this to allocate a class (and every class derived from it) through the cache.
 struct CacheAllocated {

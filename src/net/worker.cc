@@ -13,6 +13,10 @@ namespace {
 
 // Bytes the block cache must have let go of in one trim before the heap is trimmed too.
 constexpr size_t kTrimHeapAfter = 1024 * 1024;
+// A trim frees at most this many cached blocks at once (about half a millisecond of free()
+// calls) and takes the rest a millisecond later, so giving back a burst's blocks (10,000 held
+// streams leave some 90,000) never stalls the loop for long.
+constexpr size_t kTrimSliceBlocks = 8192;
 // flush_first_now() flushes early only after an iteration with at most this many reads.
 constexpr uint32_t kEarlyFlushMaxReads = 4;
 
@@ -34,12 +38,8 @@ Worker::Worker(int id) : id_(id) {
   // second go back to malloc, and after a burst glibc is asked to give its free pages back
   // (scattered blocks keep a heap from shrinking on its own).
   SKIFF_CHECK(uv_timer_init(&loop_, &trim_timer_) == 0);
-  SKIFF_CHECK(uv_timer_start(
-                  &trim_timer_,
-                  [](uv_timer_t*) {
-                    if (base::cache_trim() >= kTrimHeapAfter) malloc_trim(0);
-                  },
-                  500, 500) == 0);
+  trim_timer_.data = this;
+  SKIFF_CHECK(uv_timer_start(&trim_timer_, &Worker::on_trim, kTrimPeriodMs, kTrimPeriodMs) == 0);
   uv_unref(reinterpret_cast<uv_handle_t*>(&trim_timer_));  // must not keep the loop alive
 }
 
@@ -106,6 +106,19 @@ void Worker::defer_delete(std::unique_ptr<Deletable> object) {
 }
 
 void Worker::on_check(uv_check_t* handle) { static_cast<Worker*>(handle->data)->run_flushes(); }
+
+void Worker::on_trim(uv_timer_t* handle) {
+  auto* self = static_cast<Worker*>(handle->data);
+  bool more = false;
+  self->trimmed_bytes_ += base::cache_trim(kTrimSliceBlocks, &more);
+  if (more) {
+    // The next slice soon; the period resumes after it.
+    uv_timer_start(handle, &Worker::on_trim, 1, kTrimPeriodMs);
+    return;
+  }
+  if (self->trimmed_bytes_ >= kTrimHeapAfter) malloc_trim(0);
+  self->trimmed_bytes_ = 0;
+}
 
 void Worker::flush_first_now() {
   ++reads_;

@@ -72,6 +72,7 @@ class Worker {
  private:
   static void on_async(uv_async_t* handle);
   static void on_check(uv_check_t* handle);
+  static void on_trim(uv_timer_t* handle);
   void run_flushes();
   void run_flush_rounds();
 
@@ -81,6 +82,8 @@ class Worker {
   uv_check_t check_{};
   uv_idle_t idle_{};         // keeps poll from blocking while flushes are pending
   uv_timer_t trim_timer_{};  // gives idle block-cache memory back (base::cache_trim)
+  static constexpr uint64_t kTrimPeriodMs = 500;
+  size_t trimmed_bytes_ = 0;  // by the slices of the trim under way
   TimerPool timer_pool_{&loop_};
   DeadlineSweep deadlines_{&loop_};
   std::thread thread_;

@@ -99,6 +99,28 @@ TEST(BlockCache, TrimTakesAListInUseDownToWhatItCyclesThrough) {
   EXPECT_EQ(cache_trim(), kClassBytes);      // and then none
 }
 
+// A trim frees at most its budget of blocks and says when unneeded ones remain, so the caller
+// can spread a burst's worth over several slices.
+TEST(BlockCache, TrimFreesAtMostItsBudgetAndSaysWhenMoreRemain) {
+  constexpr size_t kSize = 700;  // a class no other test here uses
+  constexpr size_t kClassBytes = 704;
+  cache_trim();
+  cache_trim();  // whatever earlier tests left is gone
+  std::vector<void*> blocks;
+  for (int i = 0; i < 10; ++i) blocks.push_back(cache_alloc(kSize));
+  for (void* p : blocks) cache_free(p, kSize);
+  bool more = true;
+  EXPECT_EQ(cache_trim(4, &more), 0u);  // just freed into the list: not yet known unneeded
+  EXPECT_FALSE(more);
+  EXPECT_EQ(cache_trim(4, &more), 4 * kClassBytes);
+  EXPECT_TRUE(more);
+  EXPECT_EQ(cache_trim(4, &more), 4 * kClassBytes);
+  EXPECT_TRUE(more);
+  EXPECT_EQ(cache_trim(4, &more), 2 * kClassBytes);
+  EXPECT_FALSE(more);
+  EXPECT_EQ(cache_trim(4, &more), 0u);
+}
+
 // Bulk transfers cycle 16 KiB Body chunks through the largest class: it keeps up to
 // kMaxBytesPerClass of them too, and hands them all back once unused.
 TEST(BlockCache, LargestClassKeepsABulkTransfersChunks) {
