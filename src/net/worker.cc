@@ -35,8 +35,9 @@ Worker::Worker(int id) : id_(id) {
   SKIFF_CHECK(uv_idle_init(&loop_, &idle_) == 0);
   idle_.data = this;
   // Twice a second, on the loop thread: cached blocks that a list did not need for half a
-  // second go back to malloc, and after a burst glibc is asked to give its free pages back
-  // (scattered blocks keep a heap from shrinking on its own).
+  // second go back to malloc, and after a burst, once the worker has had a quiet period, glibc
+  // is asked to give its free pages back (scattered blocks keep a heap from shrinking on its
+  // own).
   SKIFF_CHECK(uv_timer_init(&loop_, &trim_timer_) == 0);
   trim_timer_.data = this;
   SKIFF_CHECK(uv_timer_start(&trim_timer_, &Worker::on_trim, kTrimPeriodMs, kTrimPeriodMs) == 0);
@@ -116,12 +117,19 @@ void Worker::on_trim(uv_timer_t* handle) {
     uv_timer_start(handle, &Worker::on_trim, 1, kTrimPeriodMs);
     return;
   }
-  if (self->trimmed_bytes_ >= kTrimHeapAfter) malloc_trim(0);
-  self->trimmed_bytes_ = 0;
+  // glibc's heap is trimmed only after a period without a read: malloc_trim(0) walks and
+  // madvises the whole heap in one call (about 20 ms after a 10,000-stream burst), and calls in
+  // flight would wait for it. Under steady traffic the heap keeps its free pages until a pause.
+  if (self->trimmed_bytes_ >= kTrimHeapAfter && !self->read_since_trim_) {
+    malloc_trim(0);
+    self->trimmed_bytes_ = 0;
+  }
+  self->read_since_trim_ = false;
 }
 
 void Worker::flush_first_now() {
   ++reads_;
+  read_since_trim_ = true;
   if (flushed_early_ || flushing_ || reads_before_ > kEarlyFlushMaxReads) return;
   flushed_early_ = true;
   run_flush_rounds();
