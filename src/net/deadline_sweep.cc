@@ -12,8 +12,10 @@ DeadlineSweep::Entry::~Entry() {
 
 DeadlineSweep::DeadlineSweep(uv_loop_t* loop) : loop_(loop) {}
 
-DeadlineSweep::~DeadlineSweep() {
-  // Unlink what is left so no entry points here any more.
+DeadlineSweep::~DeadlineSweep() { unlink_all(); }
+
+void DeadlineSweep::unlink_all() {
+  // What is left is unlinked, so no entry points here any more.
   for (Entry*& head : slots_) {
     while (head != nullptr) remove(*head);
   }
@@ -96,9 +98,7 @@ void DeadlineSweep::sweep(base::TimePoint now) {
 void DeadlineSweep::close() {
   if (closed_) return;
   closed_ = true;
-  for (Entry*& head : slots_) {
-    while (head != nullptr) remove(*head);
-  }
+  unlink_all();
   if (tick_initialized_) uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
 }
 

@@ -74,6 +74,7 @@ class DeadlineSweep {
  private:
   static void on_tick(uv_timer_t* handle);
   int64_t tick_of(base::TimePoint t) const;  // ticks since epoch_
+  void unlink_all();
 
   uv_loop_t* loop_;
   uv_timer_t tick_{};

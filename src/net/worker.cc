@@ -11,6 +11,8 @@
 namespace skiff::net {
 namespace {
 
+// How often the block cache is trimmed.
+constexpr uint64_t kTrimPeriodMs = 500;
 // Bytes the block cache must have let go of in one trim before the heap is trimmed too.
 constexpr size_t kTrimHeapAfter = 1024 * 1024;
 // A trim frees at most this many cached blocks at once and takes the rest a millisecond later:

@@ -80,9 +80,8 @@ class Worker {
   uv_loop_t loop_{};
   uv_async_t async_{};
   uv_check_t check_{};
-  uv_idle_t idle_{};         // keeps poll from blocking while flushes are pending
-  uv_timer_t trim_timer_{};  // gives idle block-cache memory back (base::cache_trim)
-  static constexpr uint64_t kTrimPeriodMs = 500;
+  uv_idle_t idle_{};              // keeps poll from blocking while flushes are pending
+  uv_timer_t trim_timer_{};       // gives idle block-cache memory back (base::cache_trim)
   size_t trimmed_bytes_ = 0;      // by the block-cache trims since the heap was last trimmed
   bool read_since_trim_ = false;  // a session read since the last trim period
   TimerPool timer_pool_{&loop_};

@@ -61,6 +61,20 @@ TEST(BlockCache, UnsizedKeepsContentsAcrossRealloc) {
 }
 
 #ifndef SKIFF_BLOCK_CACHE_OFF
+// Empties every list: whatever earlier tests left is gone after two trims.
+void empty_every_list() {
+  cache_trim();
+  cache_trim();
+}
+
+// Allocates |n| blocks of |size| and frees them: they are then on the class's list.
+std::vector<void*> fill_list(size_t size, size_t n) {
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < n; ++i) blocks.push_back(cache_alloc(size));
+  for (void* p : blocks) cache_free(p, size);
+  return blocks;
+}
+
 TEST(BlockCache, TrimFreesClassesUnusedSinceTheLastTrim) {
   void* p = cache_alloc(200);
   cache_free(p, 200);
@@ -78,11 +92,8 @@ TEST(BlockCache, TrimFreesClassesUnusedSinceTheLastTrim) {
 TEST(BlockCache, TrimTakesAListInUseDownToWhatItCyclesThrough) {
   constexpr size_t kSize = 600;  // a class no other test here uses
   constexpr size_t kClassBytes = 608;
-  cache_trim();
-  cache_trim();  // whatever earlier tests left is gone
-  std::vector<void*> burst;
-  for (int i = 0; i < 40; ++i) burst.push_back(cache_alloc(kSize));
-  for (void* p : burst) cache_free(p, kSize);
+  empty_every_list();
+  const std::vector<void*> burst = fill_list(kSize, 40);
   cache_trim();  // the burst's blocks were all in use since the last trim: kept
   for (int round = 0; round < 3; ++round) {
     void* steady[4];
@@ -104,11 +115,8 @@ TEST(BlockCache, TrimTakesAListInUseDownToWhatItCyclesThrough) {
 TEST(BlockCache, TrimFreesAtMostItsBudgetAndSaysWhenMoreRemain) {
   constexpr size_t kSize = 700;  // a class no other test here uses
   constexpr size_t kClassBytes = 704;
-  cache_trim();
-  cache_trim();  // whatever earlier tests left is gone
-  std::vector<void*> blocks;
-  for (int i = 0; i < 10; ++i) blocks.push_back(cache_alloc(kSize));
-  for (void* p : blocks) cache_free(p, kSize);
+  empty_every_list();
+  fill_list(kSize, 10);
   bool more = true;
   EXPECT_EQ(cache_trim(4, &more), 0u);  // just freed into the list: not yet known unneeded
   EXPECT_FALSE(more);
@@ -125,9 +133,7 @@ TEST(BlockCache, TrimFreesAtMostItsBudgetAndSaysWhenMoreRemain) {
 // kMaxBytesPerClass of them too, and hands them all back once unused.
 TEST(BlockCache, LargestClassKeepsABulkTransfersChunks) {
   constexpr size_t kBlocks = block_cache::kMaxBytesPerClass / block_cache::kLargeMax;
-  std::vector<void*> blocks;
-  for (size_t i = 0; i < kBlocks; ++i) blocks.push_back(cache_alloc(block_cache::kLargeMax));
-  for (void* p : blocks) cache_free(p, block_cache::kLargeMax);
+  const std::vector<void*> blocks = fill_list(block_cache::kLargeMax, kBlocks);
   // Every one is reused: the same blocks come back (in reverse order of freeing).
   for (size_t i = 0; i < kBlocks; ++i) {
     EXPECT_EQ(cache_alloc(block_cache::kLargeMax), blocks[kBlocks - 1 - i]) << i;
