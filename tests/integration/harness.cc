@@ -196,6 +196,10 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& address) {
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 
+bool connect_now(grpc::Channel& channel, Millis timeout) {
+  return channel.WaitForConnected(in(timeout));
+}
+
 TestMesh::~TestMesh() = default;
 
 TestMesh& TestMesh::servers(int n) {

@@ -133,6 +133,12 @@ RunResult run_skiff(const std::vector<std::string>& args, Millis timeout = Milli
 // A channel with its own connection (local subchannel pool), 64 MiB message limits and no
 // client-side retries, so every status the test sees is the one skiff produced.
 std::shared_ptr<grpc::Channel> make_channel(const std::string& address);
+// Connects |channel| now, through grpc's reconnect backoff, and says whether it is READY within
+// |timeout|. For tests about calls, not connection set-up: grpc 1.51's client can fail a
+// connection attempt that succeeded (it reads connect()'s errno after other calls have
+// overwritten it, e.g. "connect: No such file or directory"), and that fails every fail-fast
+// call waiting on the channel.
+bool connect_now(grpc::Channel& channel, Millis timeout = Millis(10'000));
 
 class TestMesh {
  public:

@@ -34,13 +34,20 @@ TEST(Lifecycle, Outbound_SigtermWithCallsInFlight_CallsCompleteAndExit0) {
   TestMesh mesh;
   mesh.server().skiff(cfg);
 
-  // Some calls share one connection, others have their own.
+  // Some calls share one connection, others have their own; every connection is up first.
   constexpr int kShared = 5;
   constexpr int kOwn = 5;
   constexpr int kCalls = kShared + kOwn;
-  auto shared = skiff::testing::TestService::NewStub(mesh.channel());
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < 1 + kOwn; ++i) {
+    channels.push_back(mesh.channel());
+    ASSERT_TRUE(connect_now(*channels.back())) << "channel " << i << " never connected";
+  }
+  auto shared = skiff::testing::TestService::NewStub(channels[0]);
   std::vector<std::unique_ptr<skiff::testing::TestService::Stub>> own;
-  for (int i = 0; i < kOwn; ++i) own.push_back(mesh.client());
+  for (int i = 0; i < kOwn; ++i) {
+    own.push_back(skiff::testing::TestService::NewStub(channels[1 + i]));
+  }
 
   std::vector<grpc::Status> statuses(kCalls);
   std::vector<std::thread> threads;
@@ -68,8 +75,8 @@ TEST(Lifecycle, Outbound_SigtermWithCallsInFlight_CallsCompleteAndExit0) {
   std::cout << "[ info ] skiff exited " << exited_after.count() << " s after SIGTERM ("
             << exit.to_string() << ")" << std::endl;
 
-  ASSERT_TRUE(all_started) << "only " << mesh.upstream().calls() << " calls reached the upstream";
   for (int i = 0; i < kCalls; ++i) EXPECT_TRUE(is_ok(statuses[i])) << "call " << i;
+  ASSERT_TRUE(all_started) << "only " << mesh.upstream().calls() << " calls reached the upstream";
   EXPECT_TRUE(exit.exited()) << exit.to_string();
   EXPECT_EQ(exit.code(), 0) << exit.to_string();
 }
