@@ -101,7 +101,11 @@ TEST(Lifecycle, Outbound_SigtermUnderLoad_CallsEndOkOrUnavailable) {
   mesh.server().skiff();
   constexpr int kClients = 4;
   std::vector<std::unique_ptr<skiff::testing::TestService::Stub>> stubs;
-  for (int i = 0; i < kClients; ++i) stubs.push_back(mesh.client());
+  for (int i = 0; i < kClients; ++i) {
+    auto channel = mesh.channel();
+    ASSERT_TRUE(connect_now(*channel)) << "client " << i << " never connected";
+    stubs.push_back(skiff::testing::TestService::NewStub(channel));
+  }
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0};
   std::atomic<int> unavailable{0};
