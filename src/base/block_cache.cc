@@ -171,8 +171,9 @@ void* cache_realloc(void* p, size_t size) {
 size_t cache_trim(size_t max_blocks, bool* more) noexcept {
   size_t freed = 0;
   if (more != nullptr) *more = false;
-  for (size_t c = 0; c < kClasses; ++c) {
-    FreeList& list = tls_lists.lists[c];
+  Lists& lists = tls_lists;
+  for (uint32_t c = lists.trim_from; c < kClasses; ++c) {
+    FreeList& list = lists.lists[c];
     // The list never went below |low| blocks since the last trim: that many were not needed.
     // Which ones go does not matter; the head is where they can be taken without a walk.
     const uint32_t n = static_cast<uint32_t>(std::min<size_t>(list.low, max_blocks));
@@ -187,11 +188,13 @@ size_t cache_trim(size_t max_blocks, bool* more) noexcept {
     freed += n * class_size(c);
     if (list.low > 0) {
       // Out of budget: the rest of this list and the lists after it wait for the next call.
+      lists.trim_from = c;
       if (more != nullptr) *more = true;
       return freed;
     }
     list.low = list.count;
   }
+  lists.trim_from = 0;
   return freed;
 }
 

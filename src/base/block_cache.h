@@ -65,6 +65,9 @@ struct FreeList {
 struct Lists {
   FreeList lists[kClasses];
   bool reaper_armed;
+  // The class a cache_trim() that ran out of budget stopped at: the next call resumes there, so
+  // the lists it already trimmed keep their new low point until the next full pass.
+  uint32_t trim_from;
 };
 
 #ifndef SKIFF_BLOCK_CACHE_OFF
@@ -132,7 +135,8 @@ void* cache_realloc(void* p, size_t size);
 // returns the bytes freed. The owner of a thread's loop calls it periodically (net::Worker:
 // twice a second). At most |max_blocks| are freed per call (each is a free() call: a burst can
 // leave tens of thousands); |*more|, when given, says whether unneeded blocks remain for the
-// next call.
+// next call, which then resumes at the class this one stopped at (the lists before it were
+// trimmed in this pass and wait for the next one).
 size_t cache_trim(size_t max_blocks = SIZE_MAX, bool* more = nullptr) noexcept;
 
 // Derive from this to allocate a class (and every class derived from it) through the cache.
