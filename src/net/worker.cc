@@ -22,6 +22,13 @@ constexpr size_t kTrimSliceBlocks = 4096;
 // flush_first_now() flushes early only after an iteration with at most this many reads.
 constexpr uint32_t kEarlyFlushMaxReads = 4;
 
+// Every live Worker, for all_quiet().
+std::mutex workers_mutex;
+std::vector<const Worker*>& live_workers() {
+  static std::vector<const Worker*> workers;
+  return workers;
+}
+
 }  // namespace
 
 Worker::Worker(int id) : id_(id) {
@@ -37,16 +44,22 @@ Worker::Worker(int id) : id_(id) {
   SKIFF_CHECK(uv_idle_init(&loop_, &idle_) == 0);
   idle_.data = this;
   // Twice a second, on the loop thread: cached blocks that a list did not need for half a
-  // second go back to malloc, and after a burst, once the worker has had a quiet period, glibc
+  // second go back to malloc, and after a burst, once every worker has had a quiet period, glibc
   // is asked to give its free pages back (scattered blocks keep a heap from shrinking on its
   // own).
   SKIFF_CHECK(uv_timer_init(&loop_, &trim_timer_) == 0);
   trim_timer_.data = this;
   SKIFF_CHECK(uv_timer_start(&trim_timer_, &Worker::on_trim, kTrimPeriodMs, kTrimPeriodMs) == 0);
   uv_unref(reinterpret_cast<uv_handle_t*>(&trim_timer_));  // must not keep the loop alive
+  std::lock_guard<std::mutex> lock(workers_mutex);
+  live_workers().push_back(this);
 }
 
 Worker::~Worker() {
+  {
+    std::lock_guard<std::mutex> lock(workers_mutex);
+    std::erase(live_workers(), this);
+  }
   if (thread_.joinable()) thread_.join();
   // Every owner closed its handles before the loop ended (C15: loop_close must succeed).
   int rc = uv_loop_close(&loop_);
@@ -119,19 +132,27 @@ void Worker::on_trim(uv_timer_t* handle) {
     uv_timer_start(handle, &Worker::on_trim, 1, kTrimPeriodMs);
     return;
   }
-  // glibc's heap is trimmed only after a period without a read: malloc_trim(0) walks and
-  // madvises the whole heap in one call (about 20 ms after a 10,000-stream burst), and calls in
-  // flight would wait for it. Under steady traffic the heap keeps its free pages until a pause.
-  if (self->trimmed_bytes_ >= kTrimHeapAfter && !self->read_since_trim_) {
+  // glibc's heap is trimmed only after a period in which no worker read: malloc_trim(0) walks
+  // and madvises every thread's arena under its lock (about 20 ms after a 10,000-stream burst),
+  // and calls in flight on any worker would wait for it. Under steady traffic the heap keeps
+  // its free pages until a pause.
+  if (self->trimmed_bytes_ >= kTrimHeapAfter && all_quiet()) {
     malloc_trim(0);
     self->trimmed_bytes_ = 0;
   }
-  self->read_since_trim_ = false;
+  self->read_since_trim_.store(false, std::memory_order_relaxed);
+}
+
+bool Worker::all_quiet() {
+  std::lock_guard<std::mutex> lock(workers_mutex);
+  return std::none_of(live_workers().begin(), live_workers().end(), [](const Worker* w) {
+    return w->read_since_trim_.load(std::memory_order_relaxed);
+  });
 }
 
 void Worker::flush_first_now() {
   ++reads_;
-  read_since_trim_ = true;
+  read_since_trim_.store(true, std::memory_order_relaxed);
   if (flushed_early_ || flushing_ || reads_before_ > kEarlyFlushMaxReads) return;
   flushed_early_ = true;
   run_flush_rounds();

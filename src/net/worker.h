@@ -3,6 +3,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -69,6 +70,10 @@ class Worker {
   // have closed theirs.
   void close_own_handles();
 
+  // Any thread: whether no worker of the process read from a socket in its last trim period.
+  // glibc's heap is trimmed only then: malloc_trim(0) locks and walks every thread's arena.
+  static bool all_quiet();
+
  private:
   static void on_async(uv_async_t* handle);
   static void on_check(uv_check_t* handle);
@@ -80,10 +85,11 @@ class Worker {
   uv_loop_t loop_{};
   uv_async_t async_{};
   uv_check_t check_{};
-  uv_idle_t idle_{};              // keeps poll from blocking while flushes are pending
-  uv_timer_t trim_timer_{};       // gives idle block-cache memory back (base::cache_trim)
-  size_t trimmed_bytes_ = 0;      // by the block-cache trims since the heap was last trimmed
-  bool read_since_trim_ = false;  // a session read since the last trim period
+  uv_idle_t idle_{};          // keeps poll from blocking while flushes are pending
+  uv_timer_t trim_timer_{};   // gives idle block-cache memory back (base::cache_trim)
+  size_t trimmed_bytes_ = 0;  // by the block-cache trims since the heap was last trimmed
+  // A session read since the last trim period (written by the loop thread, read by all_quiet()).
+  std::atomic<bool> read_since_trim_{false};
   TimerPool timer_pool_{&loop_};
   DeadlineSweep deadlines_{&loop_};
   std::thread thread_;

@@ -1,6 +1,6 @@
 // Tests for net/worker.h's flush phase: requested flushes run once per loop iteration, after
 // the iteration's I/O callbacks, except the first of a lightly loaded iteration when
-// flush_first_now() asks.
+// flush_first_now() asks. And the quiet check the heap trim waits for covers every worker.
 #include "net/worker.h"
 
 #include <gtest/gtest.h>
@@ -101,6 +101,20 @@ TEST_F(WorkerFlushTest, CancelledFlushDoesNotRun) {
     worker_.flush_first_now();
   });
   EXPECT_EQ(a.flushes, 0);
+}
+
+// malloc_trim(0) stalls every thread's allocations, so a worker that had a quiet period must
+// not run it while another worker is reading.
+TEST_F(WorkerFlushTest, AReadOnAnyWorkerMeansTheProcessIsNotQuiet) {
+  EXPECT_TRUE(Worker::all_quiet());
+  {
+    Worker other{1};
+    run_iteration_with(other, [&] { other.flush_first_now(); });
+    EXPECT_FALSE(Worker::all_quiet()) << "the other worker read in its trim period";
+    other.close_own_handles();
+    uv_run(other.loop(), UV_RUN_DEFAULT);
+  }
+  EXPECT_TRUE(Worker::all_quiet()) << "a destroyed worker no longer counts";
 }
 
 }  // namespace
