@@ -67,13 +67,7 @@ void arm_reaper() {
 }
 
 void* pop(uint32_t c) {
-  FreeList& list = tls_lists.lists[c];
-  if (FreeBlock* b = list.head; b != nullptr) {
-    list.head = b->next;
-    __builtin_prefetch(list.head);  // see cache_alloc
-    if (--list.count < list.low) list.low = list.count;
-    return b;
-  }
+  if (FreeBlock* b = take_head(tls_lists.lists[c])) return b;
   return alloc_miss(c);
 }
 

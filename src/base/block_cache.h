@@ -60,6 +60,18 @@ struct FreeList {
   uint32_t low;
 };
 
+// Pops |list|'s head block (null when the list is empty), keeping its low point.
+inline FreeBlock* take_head(FreeList& list) {
+  FreeBlock* b = list.head;
+  if (b == nullptr) return nullptr;
+  list.head = b->next;
+  // The next pop reads that block's link: start fetching it now (a free list's blocks are
+  // scattered; the pop's dependent load was its whole cost in a perf profile).
+  __builtin_prefetch(list.head);
+  if (--list.count < list.low) list.low = list.count;
+  return b;
+}
+
 // Trivially destructible and constant-initialised: every access is a plain TLS load, with no
 // guard or wrapper call.
 struct Lists {
@@ -92,15 +104,7 @@ inline void* cache_alloc(size_t size) {
   using namespace block_cache;
   if (size <= kSmallMax) {
     const uint32_t c = small_class(size);
-    FreeList& list = tls_lists.lists[c];
-    if (FreeBlock* b = list.head; b != nullptr) {
-      list.head = b->next;
-      // The next pop reads that block's link: start fetching it now (a free list's blocks
-      // are scattered; the pop's dependent load was its whole cost in a perf profile).
-      __builtin_prefetch(list.head);
-      if (--list.count < list.low) list.low = list.count;
-      return b;
-    }
+    if (FreeBlock* b = take_head(tls_lists.lists[c])) return b;
     return alloc_miss(c);
   }
 #endif
