@@ -193,15 +193,23 @@ void ClusterPool::flush() {
 
 void ClusterPool::serve(Endpoint& endpoint) {
   while (!endpoint.waiters.empty()) {
+    // Light load (fewer calls in flight here than connections allowed): each call takes an
+    // idle connection, so none waits behind another's reads and writes on either side (the
+    // upstream's too). Otherwise calls share the first connection with a free stream slot, and
+    // its writes; the scan stops there without touching the others.
+    const bool spread = in_flight_[endpoint.index] < spec_.max_connections_per_endpoint;
     h2::ClientSession* session = nullptr;
     for (auto& s : endpoint.sessions) {
-      if (s->has_capacity()) {
+      if (!s->has_capacity()) continue;
+      if (session == nullptr || s->active_streams() < session->active_streams()) {
         session = s.get();
-        break;
       }
+      if (!spread || session->active_streams() == 0) break;
     }
-    if (session == nullptr) {
-      // Dial unless a connection is already on its way or the endpoint is at its limit.
+    if (session == nullptr || (spread && session->active_streams() > 0)) {
+      // No free slot, or none idle under light load: dial unless a connection is already on
+      // its way or the endpoint is at its limit. Under light load the call does not wait for
+      // the dial: it shares the least busy connection, and the new one serves later calls.
       bool connecting = std::any_of(endpoint.sessions.begin(), endpoint.sessions.end(),
                                     [](const auto& s) { return !s->ready() && !s->closed(); });
       if (!connecting && !shut_down_ &&
@@ -219,6 +227,8 @@ void ClusterPool::serve(Endpoint& endpoint) {
         }
         // Else they wait for a stream slot on this endpoint's connections.
       }
+    }
+    if (session == nullptr) {
       // Everyone still queued waits for a connection or a stream slot: a pending request.
       for (auto it = endpoint.waiters.begin(); it != endpoint.waiters.end();) {
         if (it->pending) {

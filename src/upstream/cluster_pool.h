@@ -1,6 +1,7 @@
 // ClusterPool: one cluster's endpoints on one worker — load balancing (round robin, P2C least
-// request or peak EWMA over this worker's view), HTTP/2 connections multiplexed up to the peer's
-// MAX_CONCURRENT_STREAMS, a new connection when they are full, reconnect backoff after connect
+// request or peak EWMA over this worker's view), HTTP/2 connections (an idle one per call while
+// fewer calls are in flight than connections allowed, else multiplexed up to the peer's
+// MAX_CONCURRENT_STREAMS, a new connection when they are full), reconnect backoff after connect
 // failures.
 #pragma once
 

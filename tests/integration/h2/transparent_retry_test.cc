@@ -207,6 +207,8 @@ TEST(TransparentRetry, TransparentRetryDoesNotCountAgainstMaxAttempts) {
 // GOAWAY(last_stream_id=1) while 8 calls are in flight on the upstream connection: nghttp2 closes
 // skiff's streams above 1 with REFUSED_STREAM, skiff retries them transparently on a new
 // connection (route without `retry`), and every call succeeds with its own request intact.
+// One connection per endpoint, so all 8 share it: with more, calls that arrive while others are
+// in flight get connections of their own (cluster_pool.cc).
 TEST(TransparentRetry, StreamsAboveGoawayLastStreamIdRetriedOnNewConnection) {
   constexpr int kCalls = 8;
   // Stream 1 is answered only once all 8 streams have arrived, then the GOAWAY goes out.
@@ -216,7 +218,7 @@ TEST(TransparentRetry, StreamsAboveGoawayLastStreamIdRetriedOnNewConnection) {
   options.response_message = response_message();
   RefusingUpstream upstream(options);
   ASSERT_NE(upstream.port(), 0) << upstream.error();
-  SkiffProcess skiff(config(upstream));
+  SkiffProcess skiff(config(upstream) + "    max_connections_per_endpoint: 1\n");
   auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
 
   std::vector<skiff::testing::Request> requests;

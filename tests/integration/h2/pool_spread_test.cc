@@ -1,0 +1,150 @@
+// How the cluster pool places calls on an endpoint's connections, through the real skiff binary
+// in front of a RefusingUpstream that records which connection each stream came on and holds its
+// answers until the test releases them (so the calls stay in flight).
+//
+// Under light load (fewer calls in flight than max_connections_per_endpoint) a call takes an
+// idle connection, and when none is idle skiff dials one for the calls after it (this call
+// shares the least busy connection meanwhile). At the limit calls share the first connection
+// with a free stream slot. One call at a time never needs a second connection.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "h2_fixture.h"
+#include "refusing_upstream.h"
+
+namespace skiff::it::h2 {
+namespace {
+
+constexpr Millis kCallDeadline{20'000};
+constexpr Millis kObserveTimeout{10'000};
+
+std::string config(const RefusingUpstream& upstream) {
+  return "workers: 1\n"
+         "drain_timeout: 1s\n"
+         "listeners:\n"
+         "  - name: outbound\n"
+         "    address: 127.0.0.1:0\n"
+         "    routes:\n"
+         "      - match: { service: skiff.testing.TestService }\n"
+         "        cluster: backend\n"
+         "clusters:\n"
+         "  - name: backend\n"
+         "    endpoints: [ \"" +
+         upstream.address() +
+         "\" ]\n"
+         "    max_connections_per_endpoint: 3\n";
+}
+
+RefusingUpstreamOptions upstream_options(bool hold) {
+  RefusingUpstreamOptions options;
+  options.hold_answers = hold;
+  skiff::testing::Response resp;
+  resp.set_payload("pooled");
+  options.response_message = resp.SerializeAsString();
+  return options;
+}
+
+grpc::Status unary(skiff::testing::TestService::Stub& stub, const std::string& payload) {
+  skiff::testing::Request req;
+  req.set_payload(payload);
+  skiff::testing::Response resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(in(kCallDeadline));
+  return stub.Unary(&ctx, req, &resp);
+}
+
+// The upstream connection (accept order) the call with |payload| came on, or -1.
+int connection_of(const RefusingUpstream& upstream, const std::string& payload) {
+  for (const UpstreamStream& s : upstream.streams()) {
+    if (s.body.find(payload) != std::string::npos) return s.connection;
+  }
+  return -1;
+}
+
+// Calls in background threads; the answers are released and the threads joined on every exit.
+class HeldCalls {
+ public:
+  HeldCalls(RefusingUpstream& upstream, skiff::testing::TestService::Stub& stub)
+      : upstream_(upstream), stub_(stub) {}
+  ~HeldCalls() { join(); }
+  void start(const std::string& payload) {
+    statuses_.emplace_back();
+    grpc::Status* out = &statuses_.back();
+    threads_.emplace_back([this, out, payload] { *out = unary(stub_, payload); });
+  }
+  const std::deque<grpc::Status>& join() {
+    upstream_.release_answers();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    return statuses_;
+  }
+
+ private:
+  RefusingUpstream& upstream_;
+  skiff::testing::TestService::Stub& stub_;
+  std::deque<grpc::Status> statuses_;  // a deque: each thread keeps a pointer to its own
+  std::vector<std::thread> threads_;
+};
+
+TEST(ClusterPoolSpread, CallsInFlightTakeIdleConnectionsUpToTheLimitThenShare) {
+  RefusingUpstream upstream(upstream_options(/*hold=*/true));
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(config(upstream));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  HeldCalls calls(upstream, *stub);
+  const auto seen = [&upstream](int streams, int acks) {
+    return upstream.wait_until(
+        [streams, acks](const RefusingUpstreamStats& s) {
+          return s.seen >= streams && s.settings_acks >= acks;
+        },
+        kObserveTimeout);
+  };
+
+  // A: the first connection is dialled for it.
+  calls.start("call-A");
+  ASSERT_TRUE(seen(1, 1)) << upstream.describe();
+  // B: A's connection is busy and none is idle: B shares it while a second one is dialled.
+  // Wait until skiff has that one up (it acknowledged the upstream's SETTINGS on it).
+  calls.start("call-B");
+  ASSERT_TRUE(seen(2, 2)) << upstream.describe();
+  // C: two calls in flight, three connections allowed: C takes the idle second connection.
+  calls.start("call-C");
+  ASSERT_TRUE(seen(3, 2)) << upstream.describe();
+  // D: three calls in flight, at the limit: D shares the first connection, nothing is dialled.
+  calls.start("call-D");
+  ASSERT_TRUE(seen(4, 2)) << upstream.describe();
+
+  EXPECT_EQ(connection_of(upstream, "call-A"), 0) << upstream.describe();
+  EXPECT_EQ(connection_of(upstream, "call-B"), 0) << upstream.describe();
+  EXPECT_EQ(connection_of(upstream, "call-C"), 1) << upstream.describe();
+  EXPECT_EQ(connection_of(upstream, "call-D"), 0) << upstream.describe();
+
+  for (const grpc::Status& status : calls.join()) {
+    EXPECT_TRUE(is_ok(status)) << it::describe(status) << "\n" << upstream.describe();
+  }
+  const RefusingUpstreamStats st = upstream.stats();
+  EXPECT_EQ(st.connections, 2) << upstream.describe();
+  EXPECT_EQ(st.answered, 4) << upstream.describe();
+}
+
+TEST(ClusterPoolSpread, OneCallAtATimeKeepsToOneConnection) {
+  RefusingUpstream upstream(upstream_options(/*hold=*/false));
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(config(upstream));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  for (int i = 0; i < 5; ++i) {
+    const grpc::Status status = unary(*stub, "call-" + std::to_string(i));
+    ASSERT_TRUE(is_ok(status)) << it::describe(status) << "\n" << upstream.describe();
+  }
+  const RefusingUpstreamStats st = upstream.stats();
+  EXPECT_EQ(st.connections, 1) << upstream.describe();
+  EXPECT_EQ(st.answered, 5) << upstream.describe();
+}
+
+}  // namespace
+}  // namespace skiff::it::h2
