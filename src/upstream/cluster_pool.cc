@@ -207,13 +207,10 @@ void ClusterPool::serve(Endpoint& endpoint) {
       if (!spread || session->active_streams() == 0) break;
     }
     if (session == nullptr || (spread && session->active_streams() > 0)) {
-      // No free slot, or none idle under light load: dial unless a connection is already on
-      // its way or the endpoint is at its limit. Under light load the call does not wait for
-      // the dial: it shares the least busy connection, and the new one serves later calls.
-      bool connecting = std::any_of(endpoint.sessions.begin(), endpoint.sessions.end(),
-                                    [](const auto& s) { return !s->ready() && !s->closed(); });
-      if (!connecting && !shut_down_ &&
-          endpoint.sessions.size() < spec_.max_connections_per_endpoint) {
+      // No free slot, or none idle under light load: dial if may_dial(). Under light load the
+      // call does not wait for the dial: it shares the least busy connection, and the new one
+      // serves later calls.
+      if (may_dial(endpoint)) {
         if (spec_.limits->try_acquire(policy::ClusterResource::kConnections)) {
           dial(endpoint);
         } else if (endpoint.sessions.empty()) {
@@ -255,6 +252,15 @@ void ClusterPool::serve(Endpoint& endpoint) {
   }
 }
 
+bool ClusterPool::may_dial(const Endpoint& endpoint) const {
+  if (shut_down_ || endpoint.sessions.size() >= spec_.max_connections_per_endpoint) return false;
+  const bool connecting = std::any_of(endpoint.sessions.begin(), endpoint.sessions.end(),
+                                      [](const auto& s) { return !s->ready() && !s->closed(); });
+  if (connecting) return false;
+  return endpoint.sessions.empty() || endpoint.redial_after == base::TimePoint{} ||
+         base::SteadyClock::now() >= endpoint.redial_after;
+}
+
 void ClusterPool::fail_waiters(Endpoint& endpoint, const std::string& reason) {
   while (!endpoint.waiters.empty()) {
     const Queued queued = endpoint.waiters.front();
@@ -273,6 +279,7 @@ void ClusterPool::dial(Endpoint& endpoint) {
   callbacks.on_ready = [this, &endpoint](h2::ClientSession*) {
     endpoint.failures = 0;
     endpoint.last_error.clear();
+    endpoint.redial_after = {};
     health_[endpoint.index].backoff_until = {};
     schedule_service();
   };
@@ -303,16 +310,27 @@ void ClusterPool::on_session_closed(Endpoint& endpoint, h2::Session* closed) {
   endpoint.sessions.erase(it);
   spec_.limits->release(policy::ClusterResource::kConnections);
   if (!session->connected_once() && !shut_down_) {
-    // A connect failure: back off this endpoint and fail whoever waited for it.
     if (endpoint.stats != nullptr) endpoint.stats->connect_failures.add();
     endpoint.failures++;
     endpoint.last_error = session->close_reason();
     double jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-    health_[endpoint.index].backoff_until =
+    const base::TimePoint retry_at =
         base::SteadyClock::now() + reconnect_backoff(endpoint.failures, jitter);
-    SKIFF_LOG(kWarn) << "cluster " << spec_.name << ": " << endpoint.spec->name << ": "
-                     << endpoint.last_error;
-    fail_waiters(endpoint, "upstream " + endpoint.spec->name + ": " + endpoint.last_error);
+    const bool still_up = std::any_of(endpoint.sessions.begin(), endpoint.sessions.end(),
+                                      [](const auto& s) { return s->ready() && !s->closed(); });
+    if (still_up) {
+      // An extra connection failed while another one serves: the endpoint stays eligible and
+      // its waiters keep waiting for a stream slot; only the next dial backs off.
+      endpoint.redial_after = retry_at;
+      SKIFF_LOG(kWarn) << "cluster " << spec_.name << ": " << endpoint.spec->name << ": "
+                       << endpoint.last_error << " (an existing connection still serves)";
+    } else {
+      // A connect failure: back off this endpoint and fail whoever waited for it.
+      health_[endpoint.index].backoff_until = retry_at;
+      SKIFF_LOG(kWarn) << "cluster " << spec_.name << ": " << endpoint.spec->name << ": "
+                       << endpoint.last_error;
+      fail_waiters(endpoint, "upstream " + endpoint.spec->name + ": " + endpoint.last_error);
+    }
   }
   worker_.defer_delete(std::move(session));
   schedule_service();

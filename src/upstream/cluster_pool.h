@@ -132,10 +132,16 @@ class ClusterPool final : public net::Flushable {
     unsigned failures = 0;
     std::string last_error;
     net::ConnectionStats* stats = nullptr;
+    // A connect failed while another connection was up: the endpoint stays eligible, only
+    // further dials wait until then (the epoch: no wait).
+    base::TimePoint redial_after{};
   };
 
   void schedule_service();
   void serve(Endpoint& endpoint);
+  // Whether |endpoint| may dial one more connection now: below its limit, none on its way, and
+  // past redial_after.
+  bool may_dial(const Endpoint& endpoint) const;
   void dial(Endpoint& endpoint);
   // Moves every waiter of |endpoint| to failed_ with |reason|, returning pending units.
   void fail_waiters(Endpoint& endpoint, const std::string& reason);

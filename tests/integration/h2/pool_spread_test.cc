@@ -5,7 +5,8 @@
 // Under light load (fewer calls in flight than max_connections_per_endpoint) a call takes an
 // idle connection, and when none is idle skiff dials one for the calls after it (this call
 // shares the least busy connection meanwhile). At the limit calls share the first connection
-// with a free stream slot. One call at a time never needs a second connection.
+// with a free stream slot. One call at a time never needs a second connection, and a failed
+// extra connection does not take the endpoint out of service.
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -39,9 +40,10 @@ std::string config(const RefusingUpstream& upstream) {
          "    max_connections_per_endpoint: 3\n";
 }
 
-RefusingUpstreamOptions upstream_options(bool hold) {
+RefusingUpstreamOptions upstream_options(bool hold, int max_accepts = 0) {
   RefusingUpstreamOptions options;
   options.hold_answers = hold;
+  options.max_accepts = max_accepts;
   skiff::testing::Response resp;
   resp.set_payload("pooled");
   options.response_message = resp.SerializeAsString();
@@ -130,6 +132,44 @@ TEST(ClusterPoolSpread, CallsInFlightTakeIdleConnectionsUpToTheLimitThenShare) {
   const RefusingUpstreamStats st = upstream.stats();
   EXPECT_EQ(st.connections, 2) << upstream.describe();
   EXPECT_EQ(st.answered, 4) << upstream.describe();
+}
+
+// The upstream accepts one connection and then refuses connects. The connection skiff dials
+// for the second call fails while the first connection serves: that must not back off the
+// endpoint (its only one) or fail calls; they share the working connection.
+TEST(ClusterPoolSpread, AFailedExtraConnectionLeavesTheEndpointServing) {
+  RefusingUpstream upstream(upstream_options(/*hold=*/true, /*max_accepts=*/1));
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(config(upstream));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  HeldCalls calls(upstream, *stub);
+
+  calls.start("call-A");
+  ASSERT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.seen >= 1; },
+                                  kObserveTimeout))
+      << upstream.describe();
+  // B shares A's connection; the one dialled beside it is refused.
+  calls.start("call-B");
+  const std::string refused = "cluster backend: " + upstream.address() + ": ";
+  ASSERT_TRUE(skiff.process().wait_for_stderr(
+      [&refused](const std::string& err) { return err.find(refused) != std::string::npos; },
+      kObserveTimeout))
+      << "skiff never reported the refused extra connection";
+  // C comes right after the failure (within the endpoint's reconnect backoff, had it been
+  // backed off): the endpoint is still eligible.
+  calls.start("call-C");
+
+  for (const grpc::Status& status : calls.join()) {
+    EXPECT_TRUE(is_ok(status)) << it::describe(status) << "\n" << upstream.describe();
+  }
+  const RefusingUpstreamStats st = upstream.stats();
+  EXPECT_EQ(st.connections, 1) << upstream.describe();
+  EXPECT_EQ(st.answered, 3) << upstream.describe();
+  EXPECT_TRUE(skiff.process().wait_for_stderr(
+      [](const std::string& err) {
+        return err.find("(an existing connection still serves)") != std::string::npos;
+      },
+      Millis(0)));
 }
 
 TEST(ClusterPoolSpread, OneCallAtATimeKeepsToOneConnection) {

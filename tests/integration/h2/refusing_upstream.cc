@@ -211,6 +211,11 @@ void RefusingUpstream::State::accept_all() {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams}};
     nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, settings, 1);
     conns.push_back(std::move(c));
+    if (options.max_accepts > 0 && stats.connections >= options.max_accepts) {
+      ::close(listen_fd);  // poll() skips the negative fd from now on
+      listen_fd = -1;
+      return;
+    }
   }
 }
 

@@ -37,6 +37,9 @@ struct RefusingUpstreamOptions {
   bool hold_answers = false;
   // SETTINGS_MAX_CONCURRENT_STREAMS in the server SETTINGS of every connection.
   uint32_t max_concurrent_streams = 100;
+  // After accepting this many connections the listener closes, so later connects are refused
+  // (0: no limit).
+  int max_accepts = 0;
   // The gRPC message payload of every answer; empty is a valid empty protobuf message.
   std::string response_message;
 };
