@@ -19,7 +19,8 @@ namespace {
 // part of every thread's static TLS, which breaks threads created with small stacks (civetweb's).
 constexpr size_t kReadBufferSize = 256 * 1024;
 std::array<char, kReadBufferSize>& read_buffer() {
-  thread_local auto buffer = std::make_unique<std::array<char, kReadBufferSize>>();
+  // Not zeroed: a page is touched (and resident) only once a read reaches it.
+  thread_local auto buffer = std::make_unique_for_overwrite<std::array<char, kReadBufferSize>>();
   return *buffer;
 }
 
