@@ -1,6 +1,6 @@
 // bench_relay: the floor of a proxy hop, for the benchmarks. A TCP relay on libuv: each accepted
 // connection gets its own connection to the backend, and bytes are moved between the two as they
-// come (read into one 64 KiB buffer, written straight on; only what the socket does not take is
+// come (read into one 256 KiB buffer, written straight on; only what the socket does not take is
 // copied and queued). No HTTP/2, nothing parsed, no state per request.
 //
 // What it adds over a direct connection is what any user-space proxy on the same cores pays:
@@ -93,7 +93,7 @@ void start_reading(Side* s) {
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&s->tcp),
       [](uv_handle_t*, size_t, uv_buf_t* buf) {
-        static char buffer[64 * 1024];
+        static char buffer[256 * 1024];  // as skiff's per-worker read buffer
         *buf = uv_buf_init(buffer, sizeof buffer);
       },
       on_read);
