@@ -83,6 +83,7 @@ int32_t ClientSession::open_stream(std::span<const HeaderView> headers,
   stream->handler = handler;
   streams_.insert(id, stream);  // a new id: nghttp2 hands out increasing ids
   count_stream_opened();
+  opened_since_check_ = true;
   schedule_flush();
   return id;
 }

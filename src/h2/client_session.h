@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "base/block_cache.h"
 #include "h2/session.h"
@@ -48,12 +49,16 @@ class ClientSession final : public Session {
   void connect(const net::SocketAddress& address, std::chrono::milliseconds timeout);
 
   bool ready() const { return ready_; }
+  // GOAWAY sent or received: no new streams; it closes once its last stream is done.
+  bool going_away() const { return going_away_; }
   // Can take one more stream now (connected, not going away, under the peer's limit).
   bool has_capacity() const;
   size_t active_streams() const { return streams_.size(); }
   // Why the connection closed (for grpc-message), valid once closed().
   const std::string& close_reason() const { return close_reason_; }
   bool connected_once() const { return ready_ever_; }
+  // Whether a stream was opened since the last call (the pool's idle check); clears the mark.
+  bool take_activity() { return std::exchange(opened_since_check_, false); }
 
   // Submits a request; DATA is read from handler->request_body(). Returns the stream id, or a
   // negative nghttp2 error.
@@ -95,6 +100,7 @@ class ClientSession final : public Session {
   bool ready_ = false;
   bool ready_ever_ = false;
   bool going_away_ = false;
+  bool opened_since_check_ = false;
   std::string close_reason_;
 };
 

@@ -103,6 +103,7 @@ std::string config_json(const config::Config& config) {
                     {"load_balancing", std::string(config::to_string(c.load_balancing))},
                     {"connect_timeout", duration(c.connect_timeout)},
                     {"max_connections_per_endpoint", c.max_connections_per_endpoint},
+                    {"idle_connection_timeout", duration(c.idle_connection_timeout)},
                     {"circuit_breaker",
                      {{"max_connections", c.circuit_breaker.max_connections},
                       {"max_pending_requests", c.circuit_breaker.max_pending_requests},

@@ -45,7 +45,11 @@ void AttemptTicket::release() {
 
 ClusterPool::ClusterPool(net::Worker& worker, const ClusterSpec& spec, const h2::Limits& limits,
                          std::span<net::ConnectionStats> stats)
-    : worker_(worker), spec_(spec), limits_(limits), rng_(worker.id() + 1) {
+    : worker_(worker),
+      spec_(spec),
+      limits_(limits),
+      idle_timer_(worker.loop(), [this] { close_idle_connections(); }),
+      rng_(worker.id() + 1) {
   for (const EndpointSpec& e : spec_.endpoints) {
     size_t i = endpoints_.size();
     endpoints_.push_back(std::make_unique<Endpoint>(
@@ -167,6 +171,7 @@ void ClusterPool::cancel(Waiter* waiter) {
 
 void ClusterPool::shutdown() {
   shut_down_ = true;
+  idle_timer_.stop();
   for (auto& e : endpoints_) {
     // close() reports through on_closed, which erases from |sessions|: iterate a copy.
     std::vector<h2::ClientSession*> sessions;
@@ -261,6 +266,27 @@ bool ClusterPool::may_dial(const Endpoint& endpoint) const {
          base::SteadyClock::now() >= endpoint.redial_after;
 }
 
+void ClusterPool::close_idle_connections() {
+  bool extra = false;
+  for (auto& e : endpoints_) {
+    std::vector<h2::ClientSession*> idle;
+    bool kept = false;
+    for (auto& s : e->sessions) {
+      const bool opened = s->take_activity();
+      if (!s->ready() || s->closed() || s->going_away()) continue;
+      if (!kept) {
+        kept = true;  // the endpoint keeps one connection, idle or not
+      } else if (!opened && s->active_streams() == 0) {
+        idle.push_back(s.get());
+      }
+    }
+    // shutdown() may close at once, which erases from |sessions|: hence the copy.
+    for (h2::ClientSession* s : idle) s->shutdown();
+    extra |= e->sessions.size() > 1;
+  }
+  if (extra && !shut_down_) idle_timer_.start(spec_.idle_connection_timeout);
+}
+
 void ClusterPool::fail_waiters(Endpoint& endpoint, const std::string& reason) {
   while (!endpoint.waiters.empty()) {
     const Queued queued = endpoint.waiters.front();
@@ -298,6 +324,9 @@ void ClusterPool::dial(Endpoint& endpoint) {
   session->set_stats(endpoint.stats);
   h2::ClientSession* raw = session.get();
   endpoint.sessions.push_back(std::move(session));
+  if (endpoint.sessions.size() > 1 && !idle_timer_.active()) {
+    idle_timer_.start(spec_.idle_connection_timeout);
+  }
   SKIFF_LOG(kDebug) << "cluster " << spec_.name << ": dialling " << endpoint.spec->name;
   raw->connect(endpoint.spec->address, spec_.connect_timeout);
 }

@@ -18,6 +18,7 @@
 #include "h2/client_session.h"
 #include "net/address.h"
 #include "net/connection_stats.h"
+#include "net/timer.h"
 #include "net/worker.h"
 #include "policy/cluster_limits.h"
 #include "policy/outlier_detector.h"
@@ -39,6 +40,8 @@ struct ClusterSpec {
   std::vector<EndpointSpec> endpoints;
   std::chrono::milliseconds connect_timeout{1000};
   uint32_t max_connections_per_endpoint = 4;
+  // A connection beyond an endpoint's first that opens no stream for this long is closed.
+  std::chrono::milliseconds idle_connection_timeout{30'000};
   LoadBalancing load_balancing = LoadBalancing::kRoundRobin;
   policy::PeakEwmaParams peak_ewma;  // used with LoadBalancing::kPeakEwma only
   // TLS origination (mTLS between sidecars); null = plaintext h2c. Each new connection takes
@@ -139,6 +142,10 @@ class ClusterPool final : public net::Flushable {
 
   void schedule_service();
   void serve(Endpoint& endpoint);
+  // Closes (GOAWAY) every connection but each endpoint's first ready one that opened no stream
+  // since the last check and has none open; runs every idle_connection_timeout while some
+  // endpoint has more than one connection.
+  void close_idle_connections();
   // Whether |endpoint| may dial one more connection now: below its limit, none on its way, and
   // past redial_after.
   bool may_dial(const Endpoint& endpoint) const;
@@ -171,6 +178,7 @@ class ClusterPool final : public net::Flushable {
   std::vector<policy::EndpointLoad> loads_;  // least_request: scratch for each pick
   // Waiters that no endpoint can serve; failed on the next service pass.
   std::deque<std::pair<Waiter*, std::string>> failed_;
+  net::Timer idle_timer_;
   bool service_scheduled_ = false;
   bool shut_down_ = false;
   std::minstd_rand rng_;

@@ -5,8 +5,8 @@
 // Under light load (fewer calls in flight than max_connections_per_endpoint) a call takes an
 // idle connection, and when none is idle skiff dials one for the calls after it (this call
 // shares the least busy connection meanwhile). At the limit calls share the first connection
-// with a free stream slot. One call at a time never needs a second connection, and a failed
-// extra connection does not take the endpoint out of service.
+// with a free stream slot. One call at a time never needs a second connection, a failed extra
+// connection does not take the endpoint out of service, and an idle one is closed.
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -23,7 +23,7 @@ namespace {
 constexpr Millis kCallDeadline{20'000};
 constexpr Millis kObserveTimeout{10'000};
 
-std::string config(const RefusingUpstream& upstream) {
+std::string config(const RefusingUpstream& upstream, const std::string& cluster_keys = "") {
   return "workers: 1\n"
          "drain_timeout: 1s\n"
          "listeners:\n"
@@ -37,7 +37,8 @@ std::string config(const RefusingUpstream& upstream) {
          "    endpoints: [ \"" +
          upstream.address() +
          "\" ]\n"
-         "    max_connections_per_endpoint: 3\n";
+         "    max_connections_per_endpoint: 3\n" +
+         cluster_keys;
 }
 
 RefusingUpstreamOptions upstream_options(bool hold, int max_accepts = 0) {
@@ -170,6 +171,43 @@ TEST(ClusterPoolSpread, AFailedExtraConnectionLeavesTheEndpointServing) {
         return err.find("(an existing connection still serves)") != std::string::npos;
       },
       Millis(0)));
+}
+
+// A connection dialled for a burst that carries no call for idle_connection_timeout is closed;
+// the endpoint's first connection stays and serves the next call without a new dial.
+TEST(ClusterPoolSpread, AnIdleExtraConnectionIsClosedTheFirstStays) {
+  RefusingUpstream upstream(upstream_options(/*hold=*/true));
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(config(upstream, "    idle_connection_timeout: 200ms\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  {
+    HeldCalls calls(upstream, *stub);
+    calls.start("call-A");
+    ASSERT_TRUE(upstream.wait_until(
+        [](const RefusingUpstreamStats& s) { return s.seen >= 1 && s.settings_acks >= 1; },
+        kObserveTimeout))
+        << upstream.describe();
+    // B shares A's connection while a second one is dialled (and never used).
+    calls.start("call-B");
+    ASSERT_TRUE(upstream.wait_until(
+        [](const RefusingUpstreamStats& s) { return s.seen >= 2 && s.settings_acks >= 2; },
+        kObserveTimeout))
+        << upstream.describe();
+    for (const grpc::Status& status : calls.join()) {
+      EXPECT_TRUE(is_ok(status)) << it::describe(status) << "\n" << upstream.describe();
+    }
+  }
+  ASSERT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.closed >= 1; },
+                                  kObserveTimeout))
+      << "the idle second connection was never closed\n"
+      << upstream.describe();
+
+  const grpc::Status status = unary(*stub, "call-C");
+  ASSERT_TRUE(is_ok(status)) << it::describe(status) << "\n" << upstream.describe();
+  EXPECT_EQ(connection_of(upstream, "call-C"), 0) << upstream.describe();
+  const RefusingUpstreamStats st = upstream.stats();
+  EXPECT_EQ(st.connections, 2) << upstream.describe();
+  EXPECT_EQ(st.closed, 1) << upstream.describe();
 }
 
 TEST(ClusterPoolSpread, OneCallAtATimeKeepsToOneConnection) {

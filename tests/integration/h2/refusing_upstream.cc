@@ -181,6 +181,7 @@ void RefusingUpstream::State::loop() {
         if (s.fate == UpstreamStream::Fate::kOpen) s.fate = UpstreamStream::Fate::kReset;
       }
       std::erase_if(conns, [done](const auto& c) { return c.get() == done; });
+      ++stats.closed;
     }
     changed.notify_all();
   }

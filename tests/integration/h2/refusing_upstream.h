@@ -65,6 +65,7 @@ std::string_view to_string(UpstreamStream::Fate fate);
 
 struct RefusingUpstreamStats {
   int connections = 0;        // accepted
+  int closed = 0;             // of those, closed by the client (or on an error)
   int seen = 0;               // request streams whose headers began to arrive
   int refused = 0;            // refused by refuse_first
   int answered = 0;           // answers submitted

@@ -67,6 +67,7 @@ clusters:
     load_balancing: round_robin
     connect_timeout: 1500ms
     max_connections_per_endpoint: 16
+    idle_connection_timeout: 2s
   - name: other
     endpoints:
       - "[fe80::1]:8080"
@@ -133,12 +134,13 @@ clusters:
   EXPECT_EQ(users.load_balancing, LoadBalancing::kRoundRobin);
   EXPECT_EQ(users.connect_timeout, milliseconds(1500));
   EXPECT_EQ(users.max_connections_per_endpoint, 16u);
+  EXPECT_EQ(users.idle_connection_timeout, seconds(2));
 
   const Cluster& other = config.clusters[1];
   ASSERT_EQ(other.endpoints.size(), 1u);
   EXPECT_EQ(other.endpoints[0].host, "fe80::1");
   EXPECT_EQ(other.endpoints[0].port, 8080);
-  EXPECT_EQ(other.endpoints[0].pos.line, 37);
+  EXPECT_EQ(other.endpoints[0].pos.line, 38);
   EXPECT_EQ(other.endpoints[0].pos.col, 9);
 }
 
@@ -158,6 +160,7 @@ TEST(ConfigLoad, MinimalConfigGetsDefaults) {
   EXPECT_EQ(config.clusters[0].load_balancing, LoadBalancing::kRoundRobin);
   EXPECT_EQ(config.clusters[0].connect_timeout, seconds(1));
   EXPECT_EQ(config.clusters[0].max_connections_per_endpoint, 4u);
+  EXPECT_EQ(config.clusters[0].idle_connection_timeout, seconds(30));
   ASSERT_EQ(config.listeners.size(), 1u);
   ASSERT_EQ(config.listeners[0].routes.size(), 1u);
   EXPECT_FALSE(config.listeners[0].routes[0].timeout.has_value());
@@ -534,6 +537,8 @@ TEST(ConfigError, BadClusterSettings) {
             "1..1024");
   EXPECT_EQ(error_of(std::string(kMinimal) + "    connect_timeout: 0s\n"),
             "test.yaml:10:22: clusters[0].connect_timeout: must be greater than 0");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "    idle_connection_timeout: 0ms\n"),
+            "test.yaml:10:30: clusters[0].idle_connection_timeout: must be greater than 0");
 }
 
 TEST(ConfigError, BadName) {
