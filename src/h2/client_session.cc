@@ -61,6 +61,7 @@ void ClientSession::on_connect(int status) {
                                         static_cast<int32_t>(limits_.initial_connection_window));
   transport_->read_start();
   ready_ = true;
+  opened_since_check_ = true;  // a new connection gets a whole idle period before it may close
   ready_ever_ = true;
   schedule_flush();
   if (callbacks_.on_ready) callbacks_.on_ready(this);

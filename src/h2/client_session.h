@@ -57,7 +57,8 @@ class ClientSession final : public Session {
   // Why the connection closed (for grpc-message), valid once closed().
   const std::string& close_reason() const { return close_reason_; }
   bool connected_once() const { return ready_ever_; }
-  // Whether a stream was opened since the last call (the pool's idle check); clears the mark.
+  // Whether the connection came up or opened a stream since the last call (the pool's idle
+  // check); clears the mark.
   bool take_activity() { return std::exchange(opened_since_check_, false); }
 
   // Submits a request; DATA is read from handler->request_body(). Returns the stream id, or a
