@@ -17,7 +17,9 @@ inline constexpr std::string_view kUnaryPath = "/skiff.testing.TestService/Unary
 inline constexpr std::string_view kBidiPath = "/skiff.testing.TestService/Bidi";
 
 // One worker, one route (TestService -> backend) and the http2 limits the tests probe.
-inline std::string h2_test_config(const std::string& upstream) {
+// |cluster_keys| are more lines of the backend cluster (indented 4 spaces).
+inline std::string h2_test_config(const std::string& upstream,
+                                  const std::string& cluster_keys = "") {
   return "workers: 1\n"
          "drain_timeout: 1s\n"
          "listeners:\n"
@@ -29,8 +31,7 @@ inline std::string h2_test_config(const std::string& upstream) {
          "clusters:\n"
          "  - name: backend\n"
          "    endpoints: [ \"" +
-         upstream +
-         "\" ]\n"
+         upstream + "\" ]\n" + cluster_keys +
          "http2: { max_concurrent_streams: 100, max_header_list_bytes: 61440, "
          "max_header_count: 100 }\n";
 }

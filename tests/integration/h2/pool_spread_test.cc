@@ -24,21 +24,7 @@ constexpr Millis kCallDeadline{20'000};
 constexpr Millis kObserveTimeout{10'000};
 
 std::string config(const RefusingUpstream& upstream, const std::string& cluster_keys = "") {
-  return "workers: 1\n"
-         "drain_timeout: 1s\n"
-         "listeners:\n"
-         "  - name: outbound\n"
-         "    address: 127.0.0.1:0\n"
-         "    routes:\n"
-         "      - match: { service: skiff.testing.TestService }\n"
-         "        cluster: backend\n"
-         "clusters:\n"
-         "  - name: backend\n"
-         "    endpoints: [ \"" +
-         upstream.address() +
-         "\" ]\n"
-         "    max_connections_per_endpoint: 3\n" +
-         cluster_keys;
+  return h2_test_config(upstream.address(), "    max_connections_per_endpoint: 3\n" + cluster_keys);
 }
 
 RefusingUpstreamOptions upstream_options(bool hold, int max_accepts = 0) {
