@@ -23,4 +23,9 @@ std::string_view to_string(ProxyFailure failure) {
 
 std::string_view code_name(uint8_t code) { return base::status_code_name(code); }
 
+std::string_view to_string(Outcome outcome) {
+  return outcome.is_proxy_failure() ? to_string(outcome.proxy_failure())
+                                    : code_name(outcome.code());
+}
+
 }  // namespace skiff::policy

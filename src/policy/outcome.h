@@ -72,5 +72,7 @@ class Outcome {
 // "UNAVAILABLE", "connect-failure", ...: for messages and tests.
 std::string_view to_string(ProxyFailure failure);
 std::string_view code_name(uint8_t code);
+// The failure's name, or the status code's: "connect-failure", "UNAVAILABLE".
+std::string_view to_string(Outcome outcome);
 
 }  // namespace skiff::policy

@@ -440,6 +440,7 @@ bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
   }
   counters_->retries.add();
   retry_state_.on_retry(decision);
+  retry_cause_ = outcome;
   cancel_upstream();
   if (state_ == State::kHolding) drop_held();
   if (state_ == State::kForwarding || state_ == State::kHolding) transition_to(State::kWaiting);
@@ -542,6 +543,15 @@ void Call::on_request_data(const uint8_t* data, size_t len) {
     }
   }
   request_body_.append(data, len);
+  // A retry waiting for its attempt (backoff, a stream slot, a connection) cannot replay a
+  // request that outgrew the buffer meanwhile: the call ends as the failed attempt did.
+  if (state_ == State::kWaiting && attempts_ > 0 && request_body_.overflowed()) {
+    counters_->retry_buffer_overflows.add();
+    reply_local({static_cast<StatusCode>(retry_cause_.code()),
+                 "not retried: the request outgrew the retry buffer (" +
+                     std::to_string(policy_->retry_buffer_bytes) + " bytes) after the attempt " +
+                     "failed with " + std::string(policy::to_string(retry_cause_))});
+  }
 }
 
 void Call::on_request_end() {
@@ -873,6 +883,18 @@ void Call::on_response_data(const uint8_t* data, size_t len) {
 }
 
 void Call::on_response_trailers(h2::HeaderList trailers) {
+  if ((state_ == State::kHolding || state_ == State::kCommitted) &&
+      !response_framer_.at_boundary()) {
+    // The upstream ended inside a message: whatever its trailers say, the response is broken,
+    // and the client must not take the partial message as a complete OK response.
+    response_complete_ = true;
+    if (state_ == State::kHolding) commit_held();
+    report_attempt(true);
+    cancel_upstream();
+    stop_deadline();
+    return abort_committed(StatusCode::kInternal, "upstream response ended inside a gRPC message",
+                           NGHTTP2_INTERNAL_ERROR);
+  }
   if (state_ == State::kHolding) {
     if (attempt_timer_) attempt_timer_->stop();
     // Nothing was forwarded yet: the trailers' status is retried like a trailers-only one
@@ -1148,10 +1170,7 @@ void Call::on_copy_result(Copy& copy, const policy::HedgeResponse& response,
   const policy::HedgeAction action =
       hedging.on_response(h.state, response, hedge_gate(), base::SteadyClock::now());
   SKIFF_LOG(kDebug) << "stream " << downstream_id_ << ": copy " << copy.index() + 1 << " "
-                    << (response.outcome.is_proxy_failure()
-                            ? policy::to_string(response.outcome.proxy_failure())
-                            : policy::code_name(response.outcome.code()))
-                    << ": " << policy::to_string(action);
+                    << policy::to_string(response.outcome) << ": " << policy::to_string(action);
   h.last = std::move(answer);
   switch (action) {
     case policy::HedgeAction::kCommit:

@@ -186,6 +186,8 @@ class Call final : public h2::StreamHandler,
   std::optional<policy::BreakerTicket> breaker_ticket_;
   std::optional<grpc::StatusCode> final_status_;  // unset: no status yet (e.g. cancelled)
   policy::RetryState retry_state_;
+  // Why the pending retry was started: its answer if the retry cannot happen after all.
+  policy::Outcome retry_cause_ = policy::Outcome::ok();
   std::optional<net::Timer> retry_timer_;    // a retry's backoff
   std::optional<net::Timer> attempt_timer_;  // per_try_timeout of the open attempt
   upstream::ClusterPool* pool_ = nullptr;

@@ -68,6 +68,7 @@ struct RefusingUpstream::State {
   // Submits the answers that are due (request complete, hold released, below our GOAWAY).
   void answer_due();
   void answer(Conn& c, int32_t stream_id, UpstreamStream& s);
+  void refuse(nghttp2_session* ng, int32_t stream_id);
 
   UpstreamStream* find(Conn& c, int32_t stream_id) {
     auto it = c.streams.find(stream_id);
@@ -273,10 +274,27 @@ void RefusingUpstream::State::answer_due() {
   }
 }
 
+void RefusingUpstream::State::refuse(nghttp2_session* ng, int32_t stream_id) {
+  if (!options.refuse_with_status) {
+    nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  // nghttp2 copies the header block at submit time.
+  const std::string status = std::to_string(*options.refuse_with_status);
+  const std::string pushback =
+      options.refuse_pushback_ms ? std::to_string(*options.refuse_pushback_ms) : "";
+  std::vector<nghttp2_nv> block = {make_nv(":status", "200"),
+                                   make_nv("content-type", "application/grpc"),
+                                   make_nv("grpc-status", status)};
+  if (!pushback.empty()) block.push_back(make_nv("grpc-retry-pushback-ms", pushback));
+  nghttp2_submit_response(ng, stream_id, block.data(), block.size(), nullptr);
+}
+
 void RefusingUpstream::State::answer(Conn& c, int32_t stream_id, UpstreamStream& s) {
   std::string message;
   message.push_back('\0');
-  const auto n = static_cast<uint32_t>(options.response_message.size());
+  const uint32_t n = options.declared_message_bytes.value_or(
+      static_cast<uint32_t>(options.response_message.size()));
   for (int shift : {24, 16, 8, 0}) message.push_back(static_cast<char>(n >> shift));
   message += options.response_message;
   c.responses[stream_id] = std::move(message);
@@ -350,7 +368,7 @@ int RefusingUpstream::State::on_frame_recv(nghttp2_session* ng, const nghttp2_fr
           : frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST;
   if (refuse_now && s->fate == UpstreamStream::Fate::kOpen &&
       st.stats.refused < st.options.refuse_first) {
-    nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_REFUSED_STREAM);
+    st.refuse(ng, s->id);
     s->fate = UpstreamStream::Fate::kRefused;
     ++st.stats.refused;
   }

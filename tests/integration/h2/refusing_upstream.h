@@ -27,6 +27,12 @@ struct RefusingUpstreamOptions {
   // Refuse only once the whole request (END_STREAM) has arrived, instead of on its headers: the
   // client has then sent the entire body on the refused stream, so a retry must replay it.
   bool refuse_after_request = false;
+  // Refuse with a gRPC trailers-only answer (HEADERS :status 200, content-type, this
+  // grpc-status, END_STREAM) instead of RST_STREAM(REFUSED_STREAM): a failure the route's
+  // `retry` policy decides on. With refuse_pushback_ms, the answer also carries
+  // grpc-retry-pushback-ms, which sets the wait before the retry exactly.
+  std::optional<int> refuse_with_status;
+  std::optional<int> refuse_pushback_ms;
   // After answering the stream with this id (on the first connection that has one), send
   // GOAWAY(last_stream_id = this id, NO_ERROR) and keep serving streams up to it. Once only.
   std::optional<int32_t> goaway_after_stream;
@@ -42,13 +48,16 @@ struct RefusingUpstreamOptions {
   int max_accepts = 0;
   // The gRPC message payload of every answer; empty is a valid empty protobuf message.
   std::string response_message;
+  // The length the answer's message prefix declares, when it is not the payload's: more than
+  // the payload makes a truncated message that the grpc-status 0 trailers still follow.
+  std::optional<uint32_t> declared_message_bytes;
 };
 
 // One request stream as the upstream saw it.
 struct UpstreamStream {
   enum class Fate {
     kOpen,             // not answered, refused or closed yet
-    kRefused,          // RST_STREAM(REFUSED_STREAM) submitted by refuse_first
+    kRefused,          // refused by refuse_first (RST_STREAM, or refuse_with_status)
     kAnswered,         // the unary answer was submitted
     kRefusedByGoaway,  // above our GOAWAY's last-stream-id: closed by nghttp2, unprocessed
     kReset,            // closed otherwise before an answer (the client reset it, conn lost)

@@ -47,6 +47,9 @@ TEST(Outcome, Names) {
   EXPECT_EQ(code_name(99), "UNKNOWN");
   EXPECT_EQ(to_string(ProxyFailure::kConnectFailure), "connect-failure");
   EXPECT_EQ(to_string(ProxyFailure::kRefusedStream), "refused-stream");
+  EXPECT_EQ(to_string(Outcome::failure(ProxyFailure::kPerTryTimeout)), "per-try-timeout");
+  EXPECT_EQ(to_string(Outcome::status(kCodeUnavailable)), "UNAVAILABLE");
+  EXPECT_EQ(to_string(Outcome::ok()), "OK");
 }
 
 }  // namespace
