@@ -15,6 +15,10 @@ constexpr std::chrono::milliseconds kDrainPingTimeout{1000};
 constexpr uint8_t kDrainPingPayload[8] = {'s', 'k', 'i', 'f', 'f', 'd', 'r', 'n'};
 // reliability.md §1.3: TLS + preface within 10 s; a connection without streams for 1 h is closed.
 constexpr std::chrono::milliseconds kPrefaceTimeout{10'000};
+// A header block (HEADERS and its CONTINUATIONs) must arrive whole within this: nothing else
+// can move on the connection meanwhile, and no stream handler exists yet to time it out
+// (reliability.md §6, 5: the CONTINUATION drip).
+constexpr std::chrono::milliseconds kHeaderBlockTimeout{10'000};
 constexpr std::chrono::milliseconds kIdleTimeout{3'600'000};
 // Same shape as the rapid-reset limit nghttp2 applies to received RST_STREAMs.
 constexpr double kGlitchBurst = 1000;
@@ -28,7 +32,11 @@ ServerSession::ServerSession(net::Worker& worker, const Limits& limits,
       factory_(factory),
       drain_timer_(worker.loop(), [this] { finish_goaway(); }),
       idle_timer_(worker.loop(),
-                  [this] { close(preface_received_ ? "idle timeout" : "preface timeout"); }),
+                  [this] {
+                    close(!preface_received_          ? "preface timeout"
+                          : header_block_stream_ != 0 ? "header block timeout"
+                                                      : "idle timeout");
+                  }),
       glitch_tokens_(kGlitchBurst) {
   nghttp2_session_callbacks* cbs = nullptr;
   SKIFF_CHECK(nghttp2_session_callbacks_new(&cbs) == 0);
@@ -126,7 +134,21 @@ Body* ServerSession::send_body(int32_t stream_id) {
 }
 
 void ServerSession::arm_idle_timer() {
-  if (preface_received_ && streams_.empty()) idle_timer_.start(kIdleTimeout);
+  if (preface_received_ && header_block_stream_ == 0 && streams_.empty()) {
+    idle_timer_.start(kIdleTimeout);
+  }
+}
+
+void ServerSession::begin_header_block(int32_t stream_id) {
+  header_block_stream_ = stream_id;
+  idle_timer_.start(kHeaderBlockTimeout);
+}
+
+void ServerSession::end_header_block(int32_t stream_id) {
+  if (header_block_stream_ != stream_id) return;
+  header_block_stream_ = 0;
+  idle_timer_.stop();
+  arm_idle_timer();
 }
 
 void ServerSession::count_glitch() {
@@ -168,12 +190,14 @@ void ServerSession::on_session_closed(const char*) {
 
 int ServerSession::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<ServerSession*>(user);
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   int32_t id = frame->hd.stream_id;
+  // Request headers or trailers: the block ends in on_frame_recv, or with its stream.
+  self->begin_header_block(id);
+  if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   if (self->streams_.find(id) != nullptr) return 0;  // nghttp2 opens each id once
   self->streams_.insert(id, new ServerStream(*self, id));
   self->count_stream_opened();
-  self->idle_timer_.stop();
   return 0;
 }
 
@@ -210,6 +234,7 @@ int ServerSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
       }
       break;
     case NGHTTP2_HEADERS:
+      self->end_header_block(frame->hd.stream_id);
       break;
     default:
       return 0;
@@ -244,6 +269,7 @@ int ServerSession::on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t
                                    void* user) {
   // Never fails (CVE-2023-35945: an error here leaks in Debian's nghttp2).
   auto* self = static_cast<ServerSession*>(user);
+  self->end_header_block(stream_id);  // a block nghttp2 rejected ends with its stream
   std::unique_ptr<ServerStream> stream(self->streams_.erase(stream_id));
   if (stream == nullptr) return 0;
   self->count_stream_closed();

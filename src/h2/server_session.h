@@ -101,9 +101,11 @@ class ServerSession final : public Session {
   // "MadeYouReset", CVE-2019-9518). Past the budget the connection ends with
   // GOAWAY(ENHANCE_YOUR_CALM).
   void count_glitch();
-  // Connection timers: until the client's SETTINGS arrive (preface), and while no stream is
-  // open (idle).
+  // Connection timers: until the client's SETTINGS arrive (preface), while a header block is
+  // incomplete, and while no stream is open (idle). One uv timer serves all three.
   void arm_idle_timer();
+  void begin_header_block(int32_t stream_id);
+  void end_header_block(int32_t stream_id);
   void begin();
   void submit_drain();
   void finish_goaway();
@@ -115,6 +117,7 @@ class ServerSession final : public Session {
   bool draining_ = false;
   bool goaway_final_sent_ = false;
   bool preface_received_ = false;
+  int32_t header_block_stream_ = 0;  // the stream whose header block is arriving (0: none)
   net::Timer drain_timer_;
   net::Timer idle_timer_;
   // Glitch budget: a token bucket of kGlitchBurst refilled at kGlitchPerSecond (uv_now ms).

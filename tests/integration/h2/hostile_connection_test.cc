@@ -266,6 +266,38 @@ TEST_F(HostileConnection, H2_ContinuationFloodIsClosed) {
   EXPECT_EQ(upstream_.calls(), 0);
 }
 
+// 5: the CONTINUATION drip. A header block that never ends (here a HEADERS without END_HEADERS,
+// then one byte of a CONTINUATION) holds its connection, where nothing else can move, until the
+// 10 s header block timeout closes it. A connection with a complete, open stream is untouched.
+TEST_F(HostileConnection, H2_UnfinishedHeaderBlockIsClosedByTheHeaderTimeout) {
+  RawH2Client busy(port());
+  ASSERT_TRUE(busy.connected()) << busy.error();
+  ASSERT_EQ(busy.handshake(), "");
+  ASSERT_EQ(busy.send(headers_frame(1, grpc_request_headers(kBidiPath), NGHTTP2_FLAG_END_HEADERS)),
+            Socket::Io::kOk);
+
+  RawH2Client drip(port());
+  ASSERT_TRUE(drip.connected()) << drip.error();
+  ASSERT_EQ(drip.handshake(), "");
+  const auto sent = Clock::now();
+  const std::string continuation = continuation_frame(
+      1, hpack_literals({{"x-drip", std::string(100, 'd')}}), NGHTTP2_FLAG_END_HEADERS);
+  ASSERT_EQ(drip.send(headers_frame(1, grpc_request_headers(kUnaryPath), NGHTTP2_FLAG_NONE) +
+                      continuation.substr(0, 10)),
+            Socket::Io::kOk);
+  EXPECT_TRUE(closes(drip, Millis(20'000)));
+  // Not before the timeout (uv timers never fire early; 1 s for when skiff read the frame).
+  EXPECT_GE(Clock::now() - sent, Millis(9'000));
+  EXPECT_EQ(upstream_.calls(), 1) << "only the complete stream may reach the upstream";
+
+  ASSERT_EQ(busy.send(ping_frame(42)), Socket::Io::kOk);
+  EXPECT_TRUE(busy.wait_for([](const Frame& f) {
+                    return f.type == NGHTTP2_PING && f.has(NGHTTP2_FLAG_ACK);
+                  })
+                  .has_value())
+      << "the connection with a complete stream was closed too";
+}
+
 // "MadeYouReset" (CVE-2025-8671): requests that nghttp2 1.52 resets itself (a connection-specific
 // header) cost a stream each and are not counted by its rapid-reset limiter. skiff's glitch
 // budget (burst 1000, 33/s) must end the connection with GOAWAY(ENHANCE_YOUR_CALM).
