@@ -813,8 +813,9 @@ RetryThrottling read_retry_throttling(const Value& value) {
 // Reads one cluster; |earlier| are the clusters before it, which it must not duplicate.
 Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
   const MapReader map(value, {"name", "endpoints", "load_balancing", "peak_ewma", "connect_timeout",
-                              "max_connections_per_endpoint", "idle_connection_timeout", "tls",
-                              "outlier_detection", "circuit_breaker", "retry_throttling"});
+                              "max_connections_per_endpoint", "idle_connection_timeout",
+                              "max_requests_per_connection", "tls", "outlier_detection",
+                              "circuit_breaker", "retry_throttling"});
   Cluster cluster;
   cluster.pos = value.pos;
   cluster.circuit_breaker.pos = value.pos;
@@ -874,6 +875,10 @@ Cluster read_cluster(const Value& value, const std::vector<Cluster>& earlier) {
   if (auto idle = map.find("idle_connection_timeout")) {
     cluster.idle_connection_timeout = read_duration(*idle);
     if (cluster.idle_connection_timeout.count() == 0) fail(*idle, "must be greater than 0");
+  }
+  if (auto max = map.find("max_requests_per_connection")) {
+    // 2^30: the stream ids one HTTP/2 connection has.
+    cluster.max_requests_per_connection = static_cast<uint32_t>(read_integer(*max, 1, 1 << 30));
   }
   if (auto tls = map.find("tls")) cluster.tls = read_cluster_tls(*tls);
   if (auto outliers = map.find("outlier_detection")) {

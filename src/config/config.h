@@ -213,6 +213,7 @@ struct Cluster {
   Millis connect_timeout{1000};
   uint32_t max_connections_per_endpoint = 4;  // pool size per worker per endpoint
   Millis idle_connection_timeout{30'000};     // an endpoint's extra connections close when idle
+  std::optional<uint32_t> max_requests_per_connection;  // none: no limit
   std::optional<OutlierDetection> outlier_detection;
   ClusterCircuitBreaker circuit_breaker;  // always on; the defaults when absent
   RetryThrottling retry_throttling;       // always on; the defaults when absent

@@ -85,6 +85,7 @@ int32_t ClientSession::open_stream(std::span<const HeaderView> headers,
   streams_.insert(id, stream);  // a new id: nghttp2 hands out increasing ids
   count_stream_opened();
   opened_since_check_ = true;
+  if (--streams_left_ == 0) going_away_ = true;  // on_stream_close closes it after the last
   schedule_flush();
   return id;
 }
@@ -153,8 +154,10 @@ int ClientSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
   self->count_frame_recv(frame);
   switch (frame->hd.type) {
     case NGHTTP2_GOAWAY:
-      // No new streams here; streams above last_stream_id are closed with REFUSED_STREAM.
+      // No new streams here; streams above last_stream_id are closed with REFUSED_STREAM. The
+      // pool may now dial a replacement for calls waiting on this endpoint.
       self->going_away_ = true;
+      if (self->callbacks_.on_capacity) self->callbacks_.on_capacity(self);
       return 0;
     case NGHTTP2_SETTINGS:
       if (self->callbacks_.on_capacity) self->callbacks_.on_capacity(self);
@@ -215,6 +218,7 @@ int ClientSession::on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t
   delete stream;
   self->count_stream_closed();
   if (handler != nullptr) handler->on_upstream_close(error_code);
+  if (self->streams_left_ == 0 && self->streams_.empty()) self->shutdown();
   if (self->callbacks_.on_capacity) self->callbacks_.on_capacity(self);
   return 0;
 }

@@ -3,6 +3,7 @@
 // through the callbacks.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -37,8 +38,10 @@ class ClientStreamHandler {
 class ClientSession final : public Session {
  public:
   struct Callbacks {
-    std::function<void(ClientSession*)> on_ready;     // connected, streams may open
-    std::function<void(ClientSession*)> on_capacity;  // a stream slot freed up
+    std::function<void(ClientSession*)> on_ready;  // connected, streams may open
+    // A stream slot freed up, or the session stopped taking streams (GOAWAY): waiters may
+    // now be served here or need another connection.
+    std::function<void(ClientSession*)> on_capacity;
   };
 
   ClientSession(net::Worker& worker, const Limits& limits,
@@ -48,8 +51,15 @@ class ClientSession final : public Session {
   // Dials |address|; on_ready or (on failure/timeout) the closed callback follows.
   void connect(const net::SocketAddress& address, std::chrono::milliseconds timeout);
 
+  // Client stream ids are the odd numbers below 2^31: a connection opens at most this many.
+  static constexpr uint32_t kMaxStreams = 1u << 30;
+  // Caps the streams this connection opens (never above kMaxStreams). After the last one it
+  // takes no more, and once those are done it closes (GOAWAY). Set before connect().
+  void set_max_streams(uint32_t n) { streams_left_ = std::min(n, kMaxStreams); }
+
   bool ready() const { return ready_; }
-  // GOAWAY sent or received: no new streams; it closes once its last stream is done.
+  // GOAWAY sent or received, or its streams used up: no new streams; it closes once its last
+  // stream is done.
   bool going_away() const { return going_away_; }
   // Can take one more stream now (connected, not going away, under the peer's limit).
   bool has_capacity() const;
@@ -102,6 +112,7 @@ class ClientSession final : public Session {
   bool ready_ever_ = false;
   bool going_away_ = false;
   bool opened_since_check_ = false;
+  uint32_t streams_left_ = kMaxStreams;
   std::string close_reason_;
 };
 

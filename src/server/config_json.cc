@@ -112,6 +112,9 @@ std::string config_json(const config::Config& config) {
                     {"retry_throttling",
                      {{"max_tokens", c.retry_throttling.max_tokens},
                       {"token_ratio", c.retry_throttling.token_ratio}}}};
+    if (c.max_requests_per_connection) {
+      cluster["max_requests_per_connection"] = *c.max_requests_per_connection;
+    }
     if (c.circuit_breaker.retry_budget) {
       cluster["circuit_breaker"]["retry_budget"] = {
           {"budget_percent", c.circuit_breaker.retry_budget->budget_percent},

@@ -375,6 +375,7 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
     spec.connect_timeout = c.connect_timeout;
     spec.max_connections_per_endpoint = c.max_connections_per_endpoint;
     spec.idle_connection_timeout = c.idle_connection_timeout;
+    spec.max_requests_per_connection = c.max_requests_per_connection;
     spec.load_balancing = to_load_balancing(c.load_balancing);
     if (c.peak_ewma) {
       spec.peak_ewma = {c.peak_ewma->decay, c.peak_ewma->default_rtt,

@@ -258,7 +258,13 @@ void ClusterPool::serve(Endpoint& endpoint) {
 }
 
 bool ClusterPool::may_dial(const Endpoint& endpoint) const {
-  if (shut_down_ || endpoint.sessions.size() >= spec_.max_connections_per_endpoint) return false;
+  if (shut_down_) return false;
+  // A connection going away (GOAWAY, or its streams used up) takes no new calls: it does not
+  // count against the limit while its last streams finish.
+  const auto serving =
+      std::count_if(endpoint.sessions.begin(), endpoint.sessions.end(),
+                    [](const auto& s) { return !s->going_away() && !s->closed(); });
+  if (static_cast<uint32_t>(serving) >= spec_.max_connections_per_endpoint) return false;
   const bool connecting = std::any_of(endpoint.sessions.begin(), endpoint.sessions.end(),
                                       [](const auto& s) { return !s->ready() && !s->closed(); });
   if (connecting) return false;
@@ -320,6 +326,9 @@ void ClusterPool::dial(Endpoint& endpoint) {
   }
   auto session = std::make_unique<h2::ClientSession>(worker_, limits_, std::move(transport),
                                                      std::move(callbacks));
+  if (spec_.max_requests_per_connection) {
+    session->set_max_streams(*spec_.max_requests_per_connection);
+  }
   session->set_on_closed([this, &endpoint](h2::Session* s) { on_session_closed(endpoint, s); });
   session->set_stats(endpoint.stats);
   h2::ClientSession* raw = session.get();

@@ -42,6 +42,8 @@ struct ClusterSpec {
   uint32_t max_connections_per_endpoint = 4;
   // A connection beyond an endpoint's first that opens no stream for this long is closed.
   std::chrono::milliseconds idle_connection_timeout{30'000};
+  // Streams one connection carries before it is replaced (none: only the stream-id limit).
+  std::optional<uint32_t> max_requests_per_connection;
   LoadBalancing load_balancing = LoadBalancing::kRoundRobin;
   policy::PeakEwmaParams peak_ewma;  // used with LoadBalancing::kPeakEwma only
   // TLS origination (mTLS between sidecars); null = plaintext h2c. Each new connection takes

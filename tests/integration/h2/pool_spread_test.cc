@@ -196,6 +196,60 @@ TEST(ClusterPoolSpread, AnIdleExtraConnectionIsClosedTheFirstStays) {
   EXPECT_EQ(st.closed, 1) << upstream.describe();
 }
 
+// max_requests_per_connection: 2 (and one connection per endpoint): every second call retires
+// its connection, which closes once the call is done; the next call gets a new connection.
+// Stream-id exhaustion (2^30 streams) takes the same path.
+TEST(ClusterPoolSpread, MaxRequestsPerConnectionReplacesTheConnection) {
+  RefusingUpstream upstream(upstream_options(/*hold=*/false));
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(
+      h2_test_config(upstream.address(),
+                     "    max_connections_per_endpoint: 1\n    max_requests_per_connection: 2\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  for (int i = 0; i < 5; ++i) {
+    const grpc::Status status = unary(*stub, "call-" + std::to_string(i));
+    ASSERT_TRUE(is_ok(status)) << it::describe(status) << "\n" << upstream.describe();
+  }
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(connection_of(upstream, "call-" + std::to_string(i)), i / 2) << upstream.describe();
+  }
+  EXPECT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.closed >= 2; },
+                                  kObserveTimeout))
+      << "the two used-up connections were not closed\n"
+      << upstream.describe();
+  EXPECT_EQ(upstream.stats().connections, 3) << upstream.describe();
+}
+
+// A connection that takes no new calls (here: used up by max_requests_per_connection: 1) but
+// still carries one does not count against max_connections_per_endpoint: 1. The next call gets
+// a new connection at once instead of waiting for the first call to finish.
+TEST(ClusterPoolSpread, AConnectionGoingAwayDoesNotHoldBackANewOne) {
+  RefusingUpstream upstream(upstream_options(/*hold=*/true));
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(
+      h2_test_config(upstream.address(),
+                     "    max_connections_per_endpoint: 1\n    max_requests_per_connection: 1\n"));
+  auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
+  HeldCalls calls(upstream, *stub);
+  calls.start("call-A");
+  ASSERT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.seen >= 1; },
+                                  kObserveTimeout))
+      << upstream.describe();
+  calls.start("call-B");
+  ASSERT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.seen >= 2; },
+                                  kObserveTimeout))
+      << "the second call waited for the first connection's call\n"
+      << upstream.describe();
+  EXPECT_EQ(connection_of(upstream, "call-A"), 0) << upstream.describe();
+  EXPECT_EQ(connection_of(upstream, "call-B"), 1) << upstream.describe();
+  for (const grpc::Status& status : calls.join()) {
+    EXPECT_TRUE(is_ok(status)) << it::describe(status) << "\n" << upstream.describe();
+  }
+  EXPECT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.closed >= 2; },
+                                  kObserveTimeout))
+      << upstream.describe();
+}
+
 TEST(ClusterPoolSpread, OneCallAtATimeKeepsToOneConnection) {
   RefusingUpstream upstream(upstream_options(/*hold=*/false));
   ASSERT_NE(upstream.port(), 0) << upstream.error();

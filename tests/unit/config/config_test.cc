@@ -68,6 +68,7 @@ clusters:
     connect_timeout: 1500ms
     max_connections_per_endpoint: 16
     idle_connection_timeout: 2s
+    max_requests_per_connection: 1000
   - name: other
     endpoints:
       - "[fe80::1]:8080"
@@ -135,12 +136,13 @@ clusters:
   EXPECT_EQ(users.connect_timeout, milliseconds(1500));
   EXPECT_EQ(users.max_connections_per_endpoint, 16u);
   EXPECT_EQ(users.idle_connection_timeout, seconds(2));
+  EXPECT_EQ(users.max_requests_per_connection, 1000u);
 
   const Cluster& other = config.clusters[1];
   ASSERT_EQ(other.endpoints.size(), 1u);
   EXPECT_EQ(other.endpoints[0].host, "fe80::1");
   EXPECT_EQ(other.endpoints[0].port, 8080);
-  EXPECT_EQ(other.endpoints[0].pos.line, 38);
+  EXPECT_EQ(other.endpoints[0].pos.line, 39);
   EXPECT_EQ(other.endpoints[0].pos.col, 9);
 }
 
@@ -161,6 +163,7 @@ TEST(ConfigLoad, MinimalConfigGetsDefaults) {
   EXPECT_EQ(config.clusters[0].connect_timeout, seconds(1));
   EXPECT_EQ(config.clusters[0].max_connections_per_endpoint, 4u);
   EXPECT_EQ(config.clusters[0].idle_connection_timeout, seconds(30));
+  EXPECT_EQ(config.clusters[0].max_requests_per_connection, std::nullopt);
   ASSERT_EQ(config.listeners.size(), 1u);
   ASSERT_EQ(config.listeners[0].routes.size(), 1u);
   EXPECT_FALSE(config.listeners[0].routes[0].timeout.has_value());
@@ -535,6 +538,9 @@ TEST(ConfigError, BadClusterSettings) {
   EXPECT_EQ(error_of(std::string(kMinimal) + "    max_connections_per_endpoint: 0\n"),
             "test.yaml:10:35: clusters[0].max_connections_per_endpoint: 0 is out of range "
             "1..1024");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "    max_requests_per_connection: 1073741825\n"),
+            "test.yaml:10:34: clusters[0].max_requests_per_connection: 1073741825 is out of "
+            "range 1..1073741824");
   EXPECT_EQ(error_of(std::string(kMinimal) + "    connect_timeout: 0s\n"),
             "test.yaml:10:22: clusters[0].connect_timeout: must be greater than 0");
   EXPECT_EQ(error_of(std::string(kMinimal) + "    idle_connection_timeout: 0ms\n"),
