@@ -62,7 +62,6 @@ void ClientSession::on_connect(int status) {
   transport_->read_start();
   ready_ = true;
   opened_since_check_ = true;  // a new connection gets a whole idle period before it may close
-  ready_ever_ = true;
   schedule_flush();
   if (callbacks_.on_ready) callbacks_.on_ready(this);
 }
@@ -160,6 +159,10 @@ int ClientSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
       if (self->callbacks_.on_capacity) self->callbacks_.on_capacity(self);
       return 0;
     case NGHTTP2_SETTINGS:
+      if (!self->established_ && (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+        self->established_ = true;
+        if (self->callbacks_.on_established) self->callbacks_.on_established(self);
+      }
       if (self->callbacks_.on_capacity) self->callbacks_.on_capacity(self);
       return 0;
     case NGHTTP2_HEADERS:

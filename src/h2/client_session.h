@@ -39,6 +39,9 @@ class ClientSession final : public Session {
  public:
   struct Callbacks {
     std::function<void(ClientSession*)> on_ready;  // connected, streams may open
+    // The server's first SETTINGS arrived: an HTTP/2 server answered, not just a TCP (or TLS)
+    // peer.
+    std::function<void(ClientSession*)> on_established;
     // A stream slot freed up, or the session stopped taking streams (GOAWAY): waiters may
     // now be served here or need another connection.
     std::function<void(ClientSession*)> on_capacity;
@@ -66,7 +69,9 @@ class ClientSession final : public Session {
   size_t active_streams() const { return streams_.size(); }
   // Why the connection closed (for grpc-message), valid once closed().
   const std::string& close_reason() const { return close_reason_; }
-  bool connected_once() const { return ready_ever_; }
+  // The server's SETTINGS arrived. A connection closed before that failed to connect, even if
+  // TCP and TLS came up (e.g. the server rejected our certificate after a TLS 1.3 handshake).
+  bool established() const { return established_; }
   // Whether the connection came up or opened a stream since the last call (the pool's idle
   // check); clears the mark.
   bool take_activity() { return std::exchange(opened_since_check_, false); }
@@ -109,7 +114,7 @@ class ClientSession final : public Session {
   StreamMap<Stream> streams_;  // owns its Streams (deleted on close)
   net::Timer connect_timer_;
   bool ready_ = false;
-  bool ready_ever_ = false;
+  bool established_ = false;
   bool going_away_ = false;
   bool opened_since_check_ = false;
   uint32_t streams_left_ = kMaxStreams;

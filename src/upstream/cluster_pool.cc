@@ -308,12 +308,14 @@ void ClusterPool::dequeued(const Queued& queued) {
 
 void ClusterPool::dial(Endpoint& endpoint) {
   h2::ClientSession::Callbacks callbacks;
-  callbacks.on_ready = [this, &endpoint](h2::ClientSession*) {
+  callbacks.on_ready = [this](h2::ClientSession*) { schedule_service(); };
+  // Only an answering HTTP/2 server clears the endpoint's failures: a peer that accepts and
+  // closes (or rejects our certificate after the handshake) keeps backing off.
+  callbacks.on_established = [this, &endpoint](h2::ClientSession*) {
     endpoint.failures = 0;
     endpoint.last_error.clear();
     endpoint.redial_after = {};
     health_[endpoint.index].backoff_until = {};
-    schedule_service();
   };
   callbacks.on_capacity = [this](h2::ClientSession*) { schedule_service(); };
   std::unique_ptr<net::Transport> transport;
@@ -347,15 +349,16 @@ void ClusterPool::on_session_closed(Endpoint& endpoint, h2::Session* closed) {
   std::unique_ptr<h2::ClientSession> session = std::move(*it);
   endpoint.sessions.erase(it);
   spec_.limits->release(policy::ClusterResource::kConnections);
-  if (!session->connected_once() && !shut_down_) {
+  if (!session->established() && !shut_down_) {
     if (endpoint.stats != nullptr) endpoint.stats->connect_failures.add();
     endpoint.failures++;
     endpoint.last_error = session->close_reason();
     double jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
     const base::TimePoint retry_at =
         base::SteadyClock::now() + reconnect_backoff(endpoint.failures, jitter);
-    const bool still_up = std::any_of(endpoint.sessions.begin(), endpoint.sessions.end(),
-                                      [](const auto& s) { return s->ready() && !s->closed(); });
+    const bool still_up =
+        std::any_of(endpoint.sessions.begin(), endpoint.sessions.end(),
+                    [](const auto& s) { return s->established() && !s->closed(); });
     if (still_up) {
       // An extra connection failed while another one serves: the endpoint stays eligible and
       // its waiters keep waiting for a stream slot; only the next dial backs off.

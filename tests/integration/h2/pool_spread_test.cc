@@ -6,7 +6,9 @@
 // idle connection, and when none is idle skiff dials one for the calls after it (this call
 // shares the least busy connection meanwhile). At the limit calls share the first connection
 // with a free stream slot. One call at a time never needs a second connection, a failed extra
-// connection does not take the endpoint out of service, and an idle one is closed.
+// connection does not take the endpoint out of service, and an idle one is closed. A
+// connection is replaced after max_requests_per_connection calls, and a peer that accepts TCP
+// but never answers as an HTTP/2 server counts as a connect failure.
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -248,6 +250,31 @@ TEST(ClusterPoolSpread, AConnectionGoingAwayDoesNotHoldBackANewOne) {
   EXPECT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.closed >= 2; },
                                   kObserveTimeout))
       << upstream.describe();
+}
+
+// The endpoint accepts TCP and closes at once, before any SETTINGS: each such connection is a
+// connect failure, so the endpoint backs off (100 ms, then doubling) and calls in between fail
+// fast without a dial. Before, every call dialled again.
+TEST(ClusterPoolConnect, APeerThatClosesBeforeSettingsIsBackedOff) {
+  RefusingUpstreamOptions options = upstream_options(/*hold=*/false);
+  options.close_on_accept = true;
+  RefusingUpstream upstream(options);
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(config(upstream));
+  auto channel = make_channel(skiff.address());
+  ASSERT_TRUE(connect_now(*channel));  // the calls below must fail at skiff, not at the client
+  auto stub = skiff::testing::TestService::NewStub(channel);
+  constexpr int kCalls = 10;
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_TRUE(has_code(unary(*stub, "call-" + std::to_string(i)), grpc::StatusCode::UNAVAILABLE));
+  }
+  // Ten calls in a row outrun the backoff (100 + 200 + 400 + ... ms) many times over.
+  EXPECT_LE(upstream.stats().connections, 4) << upstream.describe();
+  const std::string warning = "cluster backend: " + upstream.address() + ": ";
+  EXPECT_TRUE(skiff.process().wait_for_stderr(
+      [&warning](const std::string& err) { return err.find(warning) != std::string::npos; },
+      Millis(0)))
+      << "no warning about the failed connection";
 }
 
 TEST(ClusterPoolSpread, OneCallAtATimeKeepsToOneConnection) {

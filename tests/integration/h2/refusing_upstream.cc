@@ -192,6 +192,12 @@ void RefusingUpstream::State::accept_all() {
   for (;;) {
     int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN (or a transient error: poll will report it again)
+    if (options.close_on_accept) {
+      ++stats.connections;
+      ++stats.closed;
+      ::close(fd);
+      continue;
+    }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     auto c = std::make_unique<Conn>();

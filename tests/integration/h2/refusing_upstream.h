@@ -46,6 +46,9 @@ struct RefusingUpstreamOptions {
   // After accepting this many connections the listener closes, so later connects are refused
   // (0: no limit).
   int max_accepts = 0;
+  // Close every accepted connection at once, before sending SETTINGS: a port that accepts TCP
+  // but is no HTTP/2 server (a dying process, an L4 balancer without backends).
+  bool close_on_accept = false;
   // The gRPC message payload of every answer; empty is a valid empty protobuf message.
   std::string response_message;
   // The length the answer's message prefix declares, when it is not the payload's: more than
