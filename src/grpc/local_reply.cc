@@ -13,13 +13,15 @@ void append_status(std::vector<Header>& out, StatusCode code, std::string_view m
 
 std::vector<Header> trailers_only_headers(const LocalReply& reply) {
   std::vector<Header> out;
-  out.reserve(5);
+  out.reserve(6);
   out.push_back(Header{":status", std::to_string(reply.http_status)});
   out.push_back(Header{"content-type", "application/grpc"});
   append_status(out, reply.code, reply.message);
   if (reply.retry_pushback_ms) {
     out.push_back(Header{"grpc-retry-pushback-ms", std::to_string(*reply.retry_pushback_ms)});
   }
+  if (!reply.rejected.empty())
+    out.push_back(Header{std::string(kRejectedHeader), std::string(reply.rejected)});
   return out;
 }
 

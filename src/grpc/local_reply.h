@@ -20,7 +20,14 @@ struct LocalReply {
   bool close_connection = false;  // also send GOAWAY and close after this reply (e.g. draining)
   // grpc-retry-pushback-ms: when the client may try again (rate limits), gRFC A6.
   std::optional<uint64_t> retry_pushback_ms = std::nullopt;
+  // skiff's own rejections (docs/policies.md): the kRejectedHeader value, "rate-limit",
+  // "circuit-open" or "overflow"; empty for every other reply.
+  std::string_view rejected = {};
 };
+
+// Marks a rejection by a skiff: a skiff downstream of it neither retries the call nor counts it
+// against the endpoint.
+inline constexpr std::string_view kRejectedHeader = "skiff-rejected";
 
 struct Header {
   std::string name;

@@ -160,9 +160,9 @@ class Call::Copy final : public h2::ClientStreamHandler, public upstream::Waiter
     waiting = false;
     call_.on_copy_ready(*this, s, endpoint, std::move(t));
   }
-  void on_upstream_failure(std::string reason) override {
+  void on_upstream_failure(std::string reason, bool overflow) override {
     waiting = false;
-    call_.on_copy_failed(*this, policy::ProxyFailure::kConnectFailure, std::move(reason));
+    call_.on_copy_failed(*this, policy::ProxyFailure::kConnectFailure, std::move(reason), overflow);
   }
 
   // h2::ClientStreamHandler
@@ -377,9 +377,17 @@ void Call::on_upstream_ready(h2::ClientSession* session, const upstream::Endpoin
   SKIFF_LOG(kTrace) << "stream " << downstream_id_ << " -> " << endpoint.name << " stream " << id;
 }
 
-void Call::on_upstream_failure(std::string reason) {
+void Call::on_upstream_failure(std::string reason, bool overflow) {
   waiting_in_pool_ = false;
   if (state_ != State::kWaiting) return;
+  if (overflow) {
+    // The cluster is at its limits: load shedding, which a retry would only add to.
+    counters_->breaker_rejections.add();
+    overflowed_ = true;
+    grpc::LocalReply reply{StatusCode::kUnavailable, std::move(reason)};
+    reply.rejected = "overflow";
+    return reply_local(std::move(reply));
+  }
   if (maybe_retry(policy::Outcome::failure(policy::ProxyFailure::kConnectFailure),
                   policy::Pushback::none())) {
     return;
@@ -387,7 +395,7 @@ void Call::on_upstream_failure(std::string reason) {
   reply_local({StatusCode::kUnavailable, std::move(reason)});
 }
 
-bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
+bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback, bool local_rejection) {
   if (downstream_ == nullptr) return false;
   // Routes without `retry` still retry a REFUSED_STREAM (or a stream above a GOAWAY's last id)
   // once: the upstream never processed it (gRFC A6 transparent retry).
@@ -407,6 +415,7 @@ bool Call::maybe_retry(policy::Outcome outcome, policy::Pushback pushback) {
   in.committed = state_ >= State::kCommitted;
   in.buffer_overflowed = request_body_.overflowed();
   in.pushback = pushback;
+  in.local_rejection = local_rejection;
   in.deadline = deadline_ ? policy::Deadline::at(*deadline_) : policy::Deadline::none();
   in.jitter01 = jitter01();
   if (policy_->retry_budget) {
@@ -693,8 +702,10 @@ void Call::note_status(const h2::HeaderList& headers) { note_status(status_of(he
 bool Call::retry_final_status(const h2::HeaderList& block) {
   const StatusCode code = status_of(block);
   const policy::Pushback pushback = pushback_of(block);
-  report_attempt(is_failure(code));
-  return maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback);
+  // An upstream skiff's rejection says nothing about the endpoint behind it.
+  const bool rejected = !h2::find_header(block, grpc::kRejectedHeader).empty();
+  report_attempt(is_failure(code) && !rejected);
+  return maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback, rejected);
 }
 
 void Call::report_attempt(const upstream::EndpointSpec* endpoint, bool failure) {
@@ -721,8 +732,8 @@ void Call::report_outcome() {
   if (!breaker_ticket_) return;
   policy::BreakerTicket ticket = *breaker_ticket_;
   breaker_ticket_.reset();
-  if (!final_status_) {
-    // Cancelled before any status: no verdict on the upstream.
+  if (!final_status_ || overflowed_) {
+    // Cancelled before any status, or shed by the cluster's limits: no verdict on the upstream.
     if (ticket.kind == policy::BreakerTicket::Kind::kProbe) {
       breaker_->on_probe_abandoned(ticket);
     }
@@ -753,6 +764,7 @@ bool Call::admit_rate_limit() {
   grpc::LocalReply reply{policy_->rate_limited_code, "rate limited"};
   reply.retry_pushback_ms = static_cast<uint64_t>(
       std::chrono::ceil<std::chrono::milliseconds>(admission.retry_after).count());
+  reply.rejected = "rate-limit";
   reply_local(std::move(reply));
   return false;
 }
@@ -762,11 +774,13 @@ bool Call::admit_cluster_limits() {
   request_lease_ = limits.acquire(policy::ClusterResource::kRequests);
   if (request_lease_) return true;
   counters_->breaker_rejections.add();
-  reply_local({StatusCode::kUnavailable,
-               "cluster \"" + ctx_.snapshot->clusters[route_->cluster].name +
-                   "\" circuit open: max_requests (" +
-                   std::to_string(limits.limit(policy::ClusterResource::kRequests)) +
-                   ") active requests"});
+  grpc::LocalReply reply{StatusCode::kUnavailable,
+                         "cluster \"" + ctx_.snapshot->clusters[route_->cluster].name +
+                             "\" circuit open: max_requests (" +
+                             std::to_string(limits.limit(policy::ClusterResource::kRequests)) +
+                             ") active requests"};
+  reply.rejected = "overflow";
+  reply_local(std::move(reply));
   return false;
 }
 
@@ -781,10 +795,12 @@ bool Call::admit_breaker() {
   }
   counters_->breaker_rejections.add();
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(ticket.retry_after).count();
-  reply_local({StatusCode::kUnavailable,
-               "circuit open for " +
-                   std::string(h2::find_header(downstream_->request_headers(), ":path")) +
-                   " (retry in " + std::to_string(ms) + "ms)"});
+  grpc::LocalReply reply{StatusCode::kUnavailable,
+                         "circuit open for " +
+                             std::string(h2::find_header(downstream_->request_headers(), ":path")) +
+                             " (retry in " + std::to_string(ms) + "ms)"};
+  reply.rejected = "circuit-open";
+  reply_local(std::move(reply));
   return false;
 }
 
@@ -1129,19 +1145,26 @@ void Call::on_copy_headers(Copy& copy, h2::HeaderList headers, bool end_stream) 
   }
   copy.finished = true;
   copy.ticket.release();
-  report_attempt(copy.endpoint, is_failure(code));
+  const bool rejected = !h2::find_header(headers, grpc::kRejectedHeader).empty();
+  report_attempt(copy.endpoint, is_failure(code) && !rejected);
   policy::HedgeResponse response;
   response.outcome = policy::Outcome::status(static_cast<uint8_t>(code));
   response.pushback = pushback_of(headers);
+  response.local_rejection = rejected;
   on_copy_result(copy, response, std::move(headers));
 }
 
-void Call::on_copy_failed(Copy& copy, policy::ProxyFailure failure, std::string reason) {
+void Call::on_copy_failed(Copy& copy, policy::ProxyFailure failure, std::string reason,
+                          bool overflow) {
   if (state_ != State::kHedging) return;
   copy.finished = true;
   policy::HedgeResponse response;
   response.outcome = policy::Outcome::failure(failure);
-  on_copy_result(copy, response, grpc::LocalReply{StatusCode::kUnavailable, std::move(reason)});
+  // Load shedding by the cluster's limits: no more copies because of it.
+  response.local_rejection = overflow;
+  grpc::LocalReply reply{StatusCode::kUnavailable, std::move(reason)};
+  if (overflow) reply.rejected = "overflow";
+  on_copy_result(copy, response, std::move(reply));
 }
 
 void Call::on_copy_closed(Copy& copy, uint32_t error_code, h2::ClientSession* session) {

@@ -61,7 +61,7 @@ class Call final : public h2::StreamHandler,
   // upstream::Waiter
   void on_upstream_ready(h2::ClientSession* session, const upstream::EndpointSpec& endpoint,
                          upstream::AttemptTicket ticket) override;
-  void on_upstream_failure(std::string reason) override;
+  void on_upstream_failure(std::string reason, bool overflow) override;
 
  private:
   // kRouting -> kWaiting (for a pool slot, or a retry's backoff) -> kForwarding (upstream
@@ -117,7 +117,9 @@ class Call final : public h2::StreamHandler,
   void cancel_upstream();
   // Asks the route's retry policy about an attempt that ended before commit with |outcome|;
   // on a retry, tears the attempt down and arms the backoff. False: answer the call now.
-  bool maybe_retry(policy::Outcome outcome, policy::Pushback pushback);
+  // |local_rejection|: the outcome is a skiff's own rejection (kRejectedHeader), never retried.
+  bool maybe_retry(policy::Outcome outcome, policy::Pushback pushback,
+                   bool local_rejection = false);
   // A final status that arrived before anything was forwarded (a trailers-only response, or a
   // held response's trailers): reports the attempt and asks maybe_retry. True: retried.
   bool retry_final_status(const h2::HeaderList& block);
@@ -146,7 +148,8 @@ class Call final : public h2::StreamHandler,
   void on_copy_ready(Copy& copy, h2::ClientSession* session, const upstream::EndpointSpec& endpoint,
                      upstream::AttemptTicket ticket);
   void on_copy_headers(Copy& copy, h2::HeaderList headers, bool end_stream);
-  void on_copy_failed(Copy& copy, policy::ProxyFailure failure, std::string reason);
+  void on_copy_failed(Copy& copy, policy::ProxyFailure failure, std::string reason,
+                      bool overflow = false);
   void on_copy_closed(Copy& copy, uint32_t error_code, h2::ClientSession* session);
   // One copy's final answer (a trailers-only response, or skiff's reply for a proxy failure),
   // classified by the hedging policy: answer with it, or keep it as the fallback and go on.
@@ -185,6 +188,7 @@ class Call final : public h2::StreamHandler,
   policy::CircuitBreaker* breaker_ = nullptr;  // the method's, with a route breaker
   std::optional<policy::BreakerTicket> breaker_ticket_;
   std::optional<grpc::StatusCode> final_status_;  // unset: no status yet (e.g. cancelled)
+  bool overflowed_ = false;  // rejected by the cluster's limits: no verdict for the breaker
   policy::RetryState retry_state_;
   // Why the pending retry was started: its answer if the retry cannot happen after all.
   policy::Outcome retry_cause_ = policy::Outcome::ok();

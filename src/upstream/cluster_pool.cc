@@ -83,7 +83,7 @@ void ClusterPool::acquire(Waiter* waiter, std::optional<size_t> avoid_endpoint) 
     if (!shut_down_ && !endpoints_.empty() && !endpoints_.front()->last_error.empty()) {
       reason += " (last error: " + endpoints_.front()->last_error + ")";
     }
-    failed_.emplace_back(waiter, std::move(reason));
+    failed_.push_back({waiter, std::move(reason)});
   } else {
     endpoints_[*index]->waiters.push_back({waiter});
   }
@@ -166,7 +166,7 @@ void ClusterPool::cancel(Waiter* waiter) {
       return true;
     });
   }
-  std::erase_if(failed_, [waiter](const auto& f) { return f.first == waiter; });
+  std::erase_if(failed_, [waiter](const Failed& f) { return f.waiter == waiter; });
 }
 
 void ClusterPool::shutdown() {
@@ -189,9 +189,9 @@ void ClusterPool::schedule_service() {
 void ClusterPool::flush() {
   service_scheduled_ = false;
   while (!failed_.empty()) {
-    auto [waiter, reason] = std::move(failed_.front());
+    Failed f = std::move(failed_.front());
     failed_.pop_front();
-    waiter->on_upstream_failure(std::move(reason));
+    f.waiter->on_upstream_failure(std::move(f.reason), f.overflow);
   }
   for (auto& e : endpoints_) serve(*e);
 }
@@ -223,7 +223,8 @@ void ClusterPool::serve(Endpoint& endpoint) {
           fail_waiters(
               endpoint,
               "cluster \"" + spec_.name + "\" circuit open: max_connections (" +
-                  std::to_string(spec_.limits->limit(policy::ClusterResource::kConnections)) + ")");
+                  std::to_string(spec_.limits->limit(policy::ClusterResource::kConnections)) + ")",
+              /*overflow=*/true);
           schedule_service();
           return;
         }
@@ -239,11 +240,12 @@ void ClusterPool::serve(Endpoint& endpoint) {
           it->pending = true;
           ++it;
         } else {
-          failed_.emplace_back(
-              it->waiter,
-              "cluster \"" + spec_.name + "\" circuit open: max_pending_requests (" +
-                  std::to_string(spec_.limits->limit(policy::ClusterResource::kPendingRequests)) +
-                  ")");
+          failed_.push_back(
+              {it->waiter,
+               "cluster \"" + spec_.name + "\" circuit open: max_pending_requests (" +
+                   std::to_string(spec_.limits->limit(policy::ClusterResource::kPendingRequests)) +
+                   ")",
+               /*overflow=*/true});
           it = endpoint.waiters.erase(it);
           schedule_service();
         }
@@ -293,12 +295,12 @@ void ClusterPool::close_idle_connections() {
   if (extra && !shut_down_) idle_timer_.start(spec_.idle_connection_timeout);
 }
 
-void ClusterPool::fail_waiters(Endpoint& endpoint, const std::string& reason) {
+void ClusterPool::fail_waiters(Endpoint& endpoint, const std::string& reason, bool overflow) {
   while (!endpoint.waiters.empty()) {
     const Queued queued = endpoint.waiters.front();
     endpoint.waiters.pop_front();
     dequeued(queued);
-    failed_.emplace_back(queued.waiter, reason);
+    failed_.push_back({queued.waiter, reason, overflow});
   }
 }
 

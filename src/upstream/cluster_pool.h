@@ -99,7 +99,9 @@ class Waiter {
   // the attempt as far as load balancing is concerned).
   virtual void on_upstream_ready(h2::ClientSession* session, const EndpointSpec& endpoint,
                                  AttemptTicket ticket) = 0;
-  virtual void on_upstream_failure(std::string reason) = 0;
+  // No stream for this waiter: the endpoint is unreachable, or (|overflow|) the cluster's
+  // max_pending_requests or max_connections is reached, which is no verdict on the upstream.
+  virtual void on_upstream_failure(std::string reason, bool overflow) = 0;
 };
 
 class ClusterPool final : public net::Flushable {
@@ -153,7 +155,7 @@ class ClusterPool final : public net::Flushable {
   bool may_dial(const Endpoint& endpoint) const;
   void dial(Endpoint& endpoint);
   // Moves every waiter of |endpoint| to failed_ with |reason|, returning pending units.
-  void fail_waiters(Endpoint& endpoint, const std::string& reason);
+  void fail_waiters(Endpoint& endpoint, const std::string& reason, bool overflow = false);
   // The end of a queued waiter's wait (served, failed or cancelled).
   void dequeued(const Queued& queued);
   void on_session_closed(Endpoint& endpoint, h2::Session* session);
@@ -179,7 +181,12 @@ class ClusterPool final : public net::Flushable {
   std::vector<policy::EwmaEndpoint> ewma_;   // peak_ewma: estimates (+ load scratch)
   std::vector<policy::EndpointLoad> loads_;  // least_request: scratch for each pick
   // Waiters that no endpoint can serve; failed on the next service pass.
-  std::deque<std::pair<Waiter*, std::string>> failed_;
+  struct Failed {
+    Waiter* waiter;
+    std::string reason;
+    bool overflow = false;
+  };
+  std::deque<Failed> failed_;
   net::Timer idle_timer_;
   bool service_scheduled_ = false;
   bool shut_down_ = false;

@@ -3,7 +3,8 @@
 // holds its answers until the test releases them: with one worker and one connection per
 // endpoint, the first call occupies the only stream slot, the second waits in the pool's queue
 // (the one pending unit), and the third overflows max_pending_requests: it is answered
-// UNAVAILABLE without reaching the upstream. Released, the first two succeed.
+// UNAVAILABLE without reaching the upstream, marked `skiff-rejected: overflow`, and not retried
+// although the route retries UNAVAILABLE (load shedding). Released, the first two succeed.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
 
@@ -39,6 +40,7 @@ std::string config(const RefusingUpstream& upstream) {
          "    routes:\n"
          "      - match: { service: skiff.testing.TestService }\n"
          "        cluster: backend\n"
+         "        retry: { max_attempts: 3, on: [unavailable] }\n"
          "clusters:\n"
          "  - name: backend\n"
          "    endpoints: [ \"" +
@@ -179,12 +181,32 @@ TEST(ClusterPending, ThirdCallOverMaxPendingRequestsUnavailableHeldCallsSucceed)
       << metrics << "\n"
       << upstream.describe();
 
-  // 3: over max_pending_requests: answered at once, never forwarded.
-  CallResult third = unary(*stub, "third");
-  EXPECT_EQ(third.status.error_code(), grpc::StatusCode::UNAVAILABLE) << it::describe(third.status);
-  EXPECT_EQ(third.status.error_message(),
+  // 3: over max_pending_requests: answered at once, never forwarded, never retried.
+  H2Client raw(skiff.port());
+  StreamResult third = raw.call(grpc_request_headers(kUnaryPath), unary_request_body("third"));
+  ASSERT_TRUE(third.closed) << raw.error();
+  EXPECT_TRUE(third.trailers_only()) << third.describe();
+  EXPECT_EQ(third.grpc_status(), 14) << third.describe();
+  EXPECT_EQ(third.trailer("grpc-message"),
             "cluster \"backend\" circuit open: max_pending_requests (1)");
+  EXPECT_EQ(third.trailer("skiff-rejected"), "overflow") << third.describe();
   EXPECT_EQ(upstream.stats().seen, 1) << upstream.describe();
+  ASSERT_TRUE(metrics_until(
+      skiff,
+      [](const std::string& m) {
+        // Every skiff_retries_total series is 0 (and the scrape has the call's series).
+        std::istringstream lines(m);
+        bool seen = false;
+        for (std::string line; std::getline(lines, line);) {
+          if (line.rfind("skiff_retries_total{", 0) != 0) continue;
+          seen = true;
+          if (line.substr(line.rfind(' ') + 1) != "0") return false;
+        }
+        return seen;
+      },
+      metrics))
+      << "the overflow was retried:\n"
+      << metrics;
 
   // Released: the first is answered, its slot goes to the second, answered too.
   calls.join();

@@ -293,6 +293,9 @@ void RefusingUpstream::State::refuse(nghttp2_session* ng, int32_t stream_id) {
                                    make_nv("content-type", "application/grpc"),
                                    make_nv("grpc-status", status)};
   if (!pushback.empty()) block.push_back(make_nv("grpc-retry-pushback-ms", pushback));
+  if (!options.refuse_skiff_rejected.empty()) {
+    block.push_back(make_nv("skiff-rejected", options.refuse_skiff_rejected));
+  }
   nghttp2_submit_response(ng, stream_id, block.data(), block.size(), nullptr);
 }
 

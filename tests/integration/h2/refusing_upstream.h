@@ -33,6 +33,7 @@ struct RefusingUpstreamOptions {
   // grpc-retry-pushback-ms, which sets the wait before the retry exactly.
   std::optional<int> refuse_with_status;
   std::optional<int> refuse_pushback_ms;
+  std::string refuse_skiff_rejected;  // non-empty: also sent as skiff-rejected (a peer skiff's)
   // After answering the stream with this id (on the first connection that has one), send
   // GOAWAY(last_stream_id = this id, NO_ERROR) and keep serving streams up to it. Once only.
   std::optional<int32_t> goaway_after_stream;

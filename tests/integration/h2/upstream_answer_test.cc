@@ -94,6 +94,27 @@ TEST(UpstreamAnswer, RequestOutgrowingTheReplayBufferWhileARetryWaitsEndsTheCall
   EXPECT_TRUE(ok.closed && ok.grpc_status() == 0) << fresh.error() << "; " << ok.describe();
 }
 
+// The upstream is a skiff that rejected the call (circuit open): skiff forwards the rejection as
+// it is, with its skiff-rejected mark, and does not retry it although the route retries
+// UNAVAILABLE (docs/policies.md, "Rejections skiff sends").
+TEST(UpstreamAnswer, APeerSkiffsRejectionIsForwardedNotRetried) {
+  RefusingUpstreamOptions options;
+  options.refuse_first = 1;
+  options.refuse_with_status = 14;
+  options.refuse_skiff_rejected = "circuit-open";
+  RefusingUpstream upstream(options);
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(
+      config_with(upstream, "        retry: { max_attempts: 3, on: [unavailable] }\n"));
+  H2Client client(skiff.port());
+  StreamResult r = client.call(grpc_request_headers(kUnaryPath), unary_request_body("x"));
+  ASSERT_TRUE(r.closed) << client.error() << "; " << r.describe();
+  EXPECT_TRUE(r.trailers_only()) << r.describe();
+  EXPECT_EQ(r.grpc_status(), 14) << r.describe();
+  EXPECT_EQ(r.trailer("skiff-rejected"), "circuit-open") << r.describe();
+  EXPECT_EQ(upstream.stats().seen, 1) << "the rejection was retried\n" << upstream.describe();
+}
+
 // The upstream's message prefix declares 100 bytes more than it sends, then its trailers say
 // grpc-status 0. |route_keys| decide whether skiff forwards the response as it comes
 // (committed) or holds it for a possible retry first: either way the client gets a reset

@@ -23,6 +23,21 @@ TEST(TrailersOnlyHeaders, FullBlockInOrder) {
   EXPECT_EQ(trailers_only_headers(reply), expected);
 }
 
+TEST(TrailersOnlyHeaders, RejectionCarriesPushbackAndMarkLast) {
+  LocalReply reply{StatusCode::kResourceExhausted, "rate limited"};
+  reply.retry_pushback_ms = 250;
+  reply.rejected = "rate-limit";
+  const std::vector<Header> expected = {
+      {":status", "200"},
+      {"content-type", "application/grpc"},
+      {"grpc-status", "8"},
+      {"grpc-message", "rate limited"},
+      {"grpc-retry-pushback-ms", "250"},
+      {"skiff-rejected", "rate-limit"},
+  };
+  EXPECT_EQ(trailers_only_headers(reply), expected);
+}
+
 TEST(TrailersOnlyHeaders, EmptyMessageIsOmitted) {
   const LocalReply reply{StatusCode::kDeadlineExceeded, "", 200, false};
   const std::vector<Header> expected = {
