@@ -20,8 +20,9 @@ std::vector<Header> trailers_only_headers(const LocalReply& reply) {
   if (reply.retry_pushback_ms) {
     out.push_back(Header{"grpc-retry-pushback-ms", std::to_string(*reply.retry_pushback_ms)});
   }
-  if (!reply.rejected.empty())
+  if (!reply.rejected.empty()) {
     out.push_back(Header{std::string(kRejectedHeader), std::string(reply.rejected)});
+  }
   return out;
 }
 
