@@ -17,9 +17,10 @@ inline constexpr std::string_view kUnaryPath = "/skiff.testing.TestService/Unary
 inline constexpr std::string_view kBidiPath = "/skiff.testing.TestService/Bidi";
 
 // One worker, one route (TestService -> backend) and the http2 limits the tests probe.
-// |cluster_keys| are more lines of the backend cluster (indented 4 spaces).
-inline std::string h2_test_config(const std::string& upstream,
-                                  const std::string& cluster_keys = "") {
+// |cluster_keys| are more lines of the backend cluster (indented 4 spaces), |route_keys| more
+// lines of the route (indented 8).
+inline std::string h2_test_config(const std::string& upstream, const std::string& cluster_keys = "",
+                                  const std::string& route_keys = "") {
   return "workers: 1\n"
          "drain_timeout: 1s\n"
          "listeners:\n"
@@ -27,7 +28,8 @@ inline std::string h2_test_config(const std::string& upstream,
          "    address: 127.0.0.1:0\n"
          "    routes:\n"
          "      - match: { service: skiff.testing.TestService }\n"
-         "        cluster: backend\n"
+         "        cluster: backend\n" +
+         route_keys +
          "clusters:\n"
          "  - name: backend\n"
          "    endpoints: [ \"" +

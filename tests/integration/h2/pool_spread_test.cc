@@ -56,6 +56,22 @@ int connection_of(const RefusingUpstream& upstream, const std::string& payload) 
   return -1;
 }
 
+// Waits until the upstream has seen |streams| request streams and |acks| SETTINGS ACKs (each
+// connection skiff brought up acknowledges the upstream's SETTINGS once).
+bool seen(const RefusingUpstream& upstream, int streams, int acks = 0) {
+  return upstream.wait_until(
+      [streams, acks](const RefusingUpstreamStats& s) {
+        return s.seen >= streams && s.settings_acks >= acks;
+      },
+      kObserveTimeout);
+}
+
+// Waits until |n| upstream connections have been closed.
+bool closed(const RefusingUpstream& upstream, int n) {
+  return upstream.wait_until([n](const RefusingUpstreamStats& s) { return s.closed >= n; },
+                             kObserveTimeout);
+}
+
 // Calls in background threads; the answers are released and the threads joined on every exit.
 class HeldCalls {
  public:
@@ -88,27 +104,19 @@ TEST(ClusterPoolSpread, CallsInFlightTakeIdleConnectionsUpToTheLimitThenShare) {
   SkiffProcess skiff(config(upstream));
   auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
   HeldCalls calls(upstream, *stub);
-  const auto seen = [&upstream](int streams, int acks) {
-    return upstream.wait_until(
-        [streams, acks](const RefusingUpstreamStats& s) {
-          return s.seen >= streams && s.settings_acks >= acks;
-        },
-        kObserveTimeout);
-  };
-
   // A: the first connection is dialled for it.
   calls.start("call-A");
-  ASSERT_TRUE(seen(1, 1)) << upstream.describe();
+  ASSERT_TRUE(seen(upstream, 1, 1)) << upstream.describe();
   // B: A's connection is busy and none is idle: B shares it while a second one is dialled.
   // Wait until skiff has that one up (it acknowledged the upstream's SETTINGS on it).
   calls.start("call-B");
-  ASSERT_TRUE(seen(2, 2)) << upstream.describe();
+  ASSERT_TRUE(seen(upstream, 2, 2)) << upstream.describe();
   // C: two calls in flight, three connections allowed: C takes the idle second connection.
   calls.start("call-C");
-  ASSERT_TRUE(seen(3, 2)) << upstream.describe();
+  ASSERT_TRUE(seen(upstream, 3, 2)) << upstream.describe();
   // D: three calls in flight, at the limit: D shares the first connection, nothing is dialled.
   calls.start("call-D");
-  ASSERT_TRUE(seen(4, 2)) << upstream.describe();
+  ASSERT_TRUE(seen(upstream, 4, 2)) << upstream.describe();
 
   EXPECT_EQ(connection_of(upstream, "call-A"), 0) << upstream.describe();
   EXPECT_EQ(connection_of(upstream, "call-B"), 0) << upstream.describe();
@@ -134,9 +142,7 @@ TEST(ClusterPoolSpread, AFailedExtraConnectionLeavesTheEndpointServing) {
   HeldCalls calls(upstream, *stub);
 
   calls.start("call-A");
-  ASSERT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.seen >= 1; },
-                                  kObserveTimeout))
-      << upstream.describe();
+  ASSERT_TRUE(seen(upstream, 1)) << upstream.describe();
   // B shares A's connection; the one dialled beside it is refused.
   calls.start("call-B");
   const std::string refused = "cluster backend: " + upstream.address() + ": ";
@@ -171,24 +177,16 @@ TEST(ClusterPoolSpread, AnIdleExtraConnectionIsClosedTheFirstStays) {
   {
     HeldCalls calls(upstream, *stub);
     calls.start("call-A");
-    ASSERT_TRUE(upstream.wait_until(
-        [](const RefusingUpstreamStats& s) { return s.seen >= 1 && s.settings_acks >= 1; },
-        kObserveTimeout))
-        << upstream.describe();
+    ASSERT_TRUE(seen(upstream, 1, 1)) << upstream.describe();
     // B shares A's connection while a second one is dialled (and never used).
     calls.start("call-B");
-    ASSERT_TRUE(upstream.wait_until(
-        [](const RefusingUpstreamStats& s) { return s.seen >= 2 && s.settings_acks >= 2; },
-        kObserveTimeout))
-        << upstream.describe();
+    ASSERT_TRUE(seen(upstream, 2, 2)) << upstream.describe();
     for (const grpc::Status& status : calls.join()) {
       EXPECT_TRUE(is_ok(status)) << it::describe(status) << "\n" << upstream.describe();
     }
   }
-  ASSERT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.closed >= 1; },
-                                  kObserveTimeout))
-      << "the idle second connection was never closed\n"
-      << upstream.describe();
+  ASSERT_TRUE(closed(upstream, 1)) << "the idle second connection was never closed\n"
+                                   << upstream.describe();
 
   const grpc::Status status = unary(*stub, "call-C");
   ASSERT_TRUE(is_ok(status)) << it::describe(status) << "\n" << upstream.describe();
@@ -215,10 +213,8 @@ TEST(ClusterPoolSpread, MaxRequestsPerConnectionReplacesTheConnection) {
   for (int i = 0; i < 5; ++i) {
     EXPECT_EQ(connection_of(upstream, "call-" + std::to_string(i)), i / 2) << upstream.describe();
   }
-  EXPECT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.closed >= 2; },
-                                  kObserveTimeout))
-      << "the two used-up connections were not closed\n"
-      << upstream.describe();
+  EXPECT_TRUE(closed(upstream, 2)) << "the two used-up connections were not closed\n"
+                                   << upstream.describe();
   EXPECT_EQ(upstream.stats().connections, 3) << upstream.describe();
 }
 
@@ -234,22 +230,16 @@ TEST(ClusterPoolSpread, AConnectionGoingAwayDoesNotHoldBackANewOne) {
   auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
   HeldCalls calls(upstream, *stub);
   calls.start("call-A");
-  ASSERT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.seen >= 1; },
-                                  kObserveTimeout))
-      << upstream.describe();
+  ASSERT_TRUE(seen(upstream, 1)) << upstream.describe();
   calls.start("call-B");
-  ASSERT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.seen >= 2; },
-                                  kObserveTimeout))
-      << "the second call waited for the first connection's call\n"
-      << upstream.describe();
+  ASSERT_TRUE(seen(upstream, 2)) << "the second call waited for the first connection's call\n"
+                                 << upstream.describe();
   EXPECT_EQ(connection_of(upstream, "call-A"), 0) << upstream.describe();
   EXPECT_EQ(connection_of(upstream, "call-B"), 1) << upstream.describe();
   for (const grpc::Status& status : calls.join()) {
     EXPECT_TRUE(is_ok(status)) << it::describe(status) << "\n" << upstream.describe();
   }
-  EXPECT_TRUE(upstream.wait_until([](const RefusingUpstreamStats& s) { return s.closed >= 2; },
-                                  kObserveTimeout))
-      << upstream.describe();
+  EXPECT_TRUE(closed(upstream, 2)) << upstream.describe();
 }
 
 // The endpoint accepts TCP and closes at once, before any SETTINGS: each such connection is a

@@ -22,19 +22,7 @@ constexpr Millis kCallDeadline{4'000};
 
 // One worker, one route to the refusing upstream, with |route_keys| (indented route lines).
 std::string config_with(const RefusingUpstream& upstream, const std::string& route_keys) {
-  return "workers: 1\n"
-         "drain_timeout: 1s\n"
-         "listeners:\n"
-         "  - name: outbound\n"
-         "    address: 127.0.0.1:0\n"
-         "    routes:\n"
-         "      - match: { service: skiff.testing.TestService }\n"
-         "        cluster: backend\n" +
-         route_keys +
-         "clusters:\n"
-         "  - name: backend\n"
-         "    endpoints: [ \"" +
-         upstream.address() + "\" ]\n";
+  return h2_test_config(upstream.address(), "", route_keys);
 }
 
 // |retry| is the route's `retry` value, if any.
@@ -218,7 +206,7 @@ TEST(TransparentRetry, StreamsAboveGoawayLastStreamIdRetriedOnNewConnection) {
   options.response_message = response_message();
   RefusingUpstream upstream(options);
   ASSERT_NE(upstream.port(), 0) << upstream.error();
-  SkiffProcess skiff(config(upstream) + "    max_connections_per_endpoint: 1\n");
+  SkiffProcess skiff(h2_test_config(upstream.address(), "    max_connections_per_endpoint: 1\n"));
   auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
 
   std::vector<skiff::testing::Request> requests;

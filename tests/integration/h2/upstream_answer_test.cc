@@ -19,19 +19,7 @@ constexpr std::string_view kClientStreamPath = "/skiff.testing.TestService/Clien
 
 // One worker, one route to |upstream| with |route_keys| (indented route lines).
 std::string config_with(const RefusingUpstream& upstream, const std::string& route_keys) {
-  return "workers: 1\n"
-         "drain_timeout: 1s\n"
-         "listeners:\n"
-         "  - name: outbound\n"
-         "    address: 127.0.0.1:0\n"
-         "    routes:\n"
-         "      - match: { service: skiff.testing.TestService }\n"
-         "        cluster: backend\n" +
-         route_keys +
-         "clusters:\n"
-         "  - name: backend\n"
-         "    endpoints: [ \"" +
-         upstream.address() + "\" ]\n";
+  return h2_test_config(upstream.address(), "", route_keys);
 }
 
 bool ends_stream_1(const Frame& f) {
