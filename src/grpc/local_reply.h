@@ -20,14 +20,17 @@ struct LocalReply {
   bool close_connection = false;  // also send GOAWAY and close after this reply (e.g. draining)
   // grpc-retry-pushback-ms: when the client may try again (rate limits), gRFC A6.
   std::optional<uint64_t> retry_pushback_ms = std::nullopt;
-  // skiff's own rejections (docs/policies.md): the kRejectedHeader value, "rate-limit",
-  // "circuit-open" or "overflow"; empty for every other reply.
+  // skiff's own rejections (docs/policies.md): the kRejectedHeader value, one of kRejected*;
+  // empty for every other reply.
   std::string_view rejected = {};
 };
 
 // Marks a rejection by a skiff: a skiff downstream of it neither retries the call nor counts it
 // against the endpoint.
 inline constexpr std::string_view kRejectedHeader = "skiff-rejected";
+inline constexpr std::string_view kRejectedRateLimit = "rate-limit";      // route rate_limit
+inline constexpr std::string_view kRejectedCircuitOpen = "circuit-open";  // method breaker open
+inline constexpr std::string_view kRejectedOverflow = "overflow";         // cluster limits
 
 struct Header {
   std::string name;

@@ -74,6 +74,12 @@ policy::Pushback pushback_of(const h2::HeaderList& block) {
   return p.empty() ? policy::Pushback::none() : policy::Pushback::parse(p);
 }
 
+// A final status block that is a skiff's own rejection (an upstream skiff's): it says nothing
+// about the endpoint behind it, and is never retried.
+bool rejected_by_skiff(const h2::HeaderList& block) {
+  return !h2::find_header(block, grpc::kRejectedHeader).empty();
+}
+
 std::string describe_h2_error(uint32_t code) {
   if (code == h2::kConnectionLost) return "connection lost";
   return std::string(nghttp2_http2_strerror(code));
@@ -385,7 +391,7 @@ void Call::on_upstream_failure(std::string reason, bool overflow) {
     counters_->breaker_rejections.add();
     overflowed_ = true;
     grpc::LocalReply reply{StatusCode::kUnavailable, std::move(reason)};
-    reply.rejected = "overflow";
+    reply.rejected = grpc::kRejectedOverflow;
     return reply_local(std::move(reply));
   }
   if (maybe_retry(policy::Outcome::failure(policy::ProxyFailure::kConnectFailure),
@@ -702,8 +708,7 @@ void Call::note_status(const h2::HeaderList& headers) { note_status(status_of(he
 bool Call::retry_final_status(const h2::HeaderList& block) {
   const StatusCode code = status_of(block);
   const policy::Pushback pushback = pushback_of(block);
-  // An upstream skiff's rejection says nothing about the endpoint behind it.
-  const bool rejected = !h2::find_header(block, grpc::kRejectedHeader).empty();
+  const bool rejected = rejected_by_skiff(block);
   report_attempt(is_failure(code) && !rejected);
   return maybe_retry(policy::Outcome::status(static_cast<uint8_t>(code)), pushback, rejected);
 }
@@ -764,7 +769,7 @@ bool Call::admit_rate_limit() {
   grpc::LocalReply reply{policy_->rate_limited_code, "rate limited"};
   reply.retry_pushback_ms = static_cast<uint64_t>(
       std::chrono::ceil<std::chrono::milliseconds>(admission.retry_after).count());
-  reply.rejected = "rate-limit";
+  reply.rejected = grpc::kRejectedRateLimit;
   reply_local(std::move(reply));
   return false;
 }
@@ -779,7 +784,7 @@ bool Call::admit_cluster_limits() {
                              "\" circuit open: max_requests (" +
                              std::to_string(limits.limit(policy::ClusterResource::kRequests)) +
                              ") active requests"};
-  reply.rejected = "overflow";
+  reply.rejected = grpc::kRejectedOverflow;
   reply_local(std::move(reply));
   return false;
 }
@@ -799,7 +804,7 @@ bool Call::admit_breaker() {
                          "circuit open for " +
                              std::string(h2::find_header(downstream_->request_headers(), ":path")) +
                              " (retry in " + std::to_string(ms) + "ms)"};
-  reply.rejected = "circuit-open";
+  reply.rejected = grpc::kRejectedCircuitOpen;
   reply_local(std::move(reply));
   return false;
 }
@@ -1145,7 +1150,7 @@ void Call::on_copy_headers(Copy& copy, h2::HeaderList headers, bool end_stream) 
   }
   copy.finished = true;
   copy.ticket.release();
-  const bool rejected = !h2::find_header(headers, grpc::kRejectedHeader).empty();
+  const bool rejected = rejected_by_skiff(headers);
   report_attempt(copy.endpoint, is_failure(code) && !rejected);
   policy::HedgeResponse response;
   response.outcome = policy::Outcome::status(static_cast<uint8_t>(code));
@@ -1163,7 +1168,7 @@ void Call::on_copy_failed(Copy& copy, policy::ProxyFailure failure, std::string 
   // Load shedding by the cluster's limits: no more copies because of it.
   response.local_rejection = overflow;
   grpc::LocalReply reply{StatusCode::kUnavailable, std::move(reason)};
-  if (overflow) reply.rejected = "overflow";
+  if (overflow) reply.rejected = grpc::kRejectedOverflow;
   on_copy_result(copy, response, std::move(reply));
 }
 
