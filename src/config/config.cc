@@ -435,7 +435,7 @@ struct ClusterRef {
 Http2 read_http2(const Value& value) {
   const MapReader map(value, {"max_concurrent_streams", "initial_stream_window_bytes",
                               "initial_connection_window_bytes", "max_header_list_bytes",
-                              "max_header_count", "max_frame_bytes"});
+                              "max_header_count", "max_frame_bytes", "stream_flush_timeout"});
   Http2 http2;
   const auto read = [&](std::string_view key, uint32_t& field, int64_t lo, int64_t hi) {
     if (auto found = map.find(key)) field = static_cast<uint32_t>(read_integer(*found, lo, hi));
@@ -446,6 +446,10 @@ Http2 read_http2(const Value& value) {
   read("max_header_list_bytes", http2.max_header_list_bytes, 1024, 16 * kMiB);
   read("max_header_count", http2.max_header_count, 1, 10000);
   read("max_frame_bytes", http2.max_frame_bytes, 16384, 16 * kMiB - 1);
+  if (auto flush = map.find("stream_flush_timeout")) {
+    http2.stream_flush_timeout = read_duration(*flush);
+    if (http2.stream_flush_timeout.count() == 0) fail(*flush, "must be greater than 0");
+  }
   return http2;
 }
 

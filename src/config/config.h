@@ -35,6 +35,9 @@ struct Http2 {
   uint32_t max_header_list_bytes = 60 * 1024;  // decoded, per request
   uint32_t max_header_count = 100;
   uint32_t max_frame_bytes = 16 * 1024;
+  // Downstream: a response the client reads none of for this long, or that has not reached the
+  // client this long after the upstream finished it, is reset (a connection: closed).
+  Millis stream_flush_timeout{60'000};
 };
 
 struct RouteMatch {

@@ -146,6 +146,7 @@ Body::Slice Body::next_slice(size_t n) {
 
 void Body::advance_sent(size_t n) {
   sent_ += n;
+  taken_ += n;
   if (sent_ > credited_) {
     size_t fresh = sent_ - credited_;
     credited_ = sent_;

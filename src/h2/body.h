@@ -93,6 +93,10 @@ class Body {
   // dies: see Call teardown).
   size_t undrained() const { return total_ - credited_; }
 
+  // Bytes the sending side has taken, ever (replays and cleared attempts included): a stream
+  // whose count stands still while bytes wait is not being read (ServerSession's flush check).
+  uint64_t taken() const { return taken_; }
+
  private:
   void notify_readable();
   // The next |n| bytes from the cursor: one slice per chunk they span.
@@ -110,6 +114,7 @@ class Body {
   size_t total_ = 0;             // bytes held
   size_t sent_ = 0;              // offset of the next byte to send
   size_t credited_ = 0;  // offset up to which on_drained was reported (>= sent_ but on replay)
+  uint64_t taken_ = 0;
   bool finished_ = false;
   bool retaining_ = false;
   bool overflowed_ = false;

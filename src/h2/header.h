@@ -3,6 +3,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -82,6 +83,9 @@ struct Limits {
   uint32_t max_header_list_bytes = 60 * 1024;
   uint32_t max_header_count = 100;
   uint32_t max_frame_size = 16 * 1024;
+  // Downstream: how long a response may hold bytes the client takes none of, and how long the
+  // rest may take once the upstream has finished (ServerSession's flush check).
+  std::chrono::milliseconds stream_flush_timeout{60'000};
 };
 
 // Receiving a header block: charges the field against |limits| (its decoded bytes plus HPACK's

@@ -24,6 +24,11 @@ constexpr std::chrono::milliseconds kIdleTimeout{3'600'000};
 constexpr double kGlitchBurst = 1000;
 constexpr double kGlitchPerSecond = 33;
 
+// The flush check runs four times per timeout: a stall is acted on within 1.25 timeouts.
+std::chrono::milliseconds flush_check_interval(const Limits& limits) {
+  return std::max(limits.stream_flush_timeout / 4, std::chrono::milliseconds(1));
+}
+
 }  // namespace
 
 ServerSession::ServerSession(net::Worker& worker, const Limits& limits,
@@ -37,6 +42,7 @@ ServerSession::ServerSession(net::Worker& worker, const Limits& limits,
                           : header_block_stream_ != 0 ? "header block timeout"
                                                       : "idle timeout");
                   }),
+      flush_timer_(worker.loop(), [this] { check_flush(); }),
       glitch_tokens_(kGlitchBurst) {
   nghttp2_session_callbacks* cbs = nullptr;
   SKIFF_CHECK(nghttp2_session_callbacks_new(&cbs) == 0);
@@ -100,7 +106,60 @@ void ServerSession::submit_response(int32_t stream_id, const HeaderList& headers
   if (rv != 0) {
     SKIFF_LOG(kDebug) << "submit_response on stream " << stream_id << ": " << nghttp2_strerror(rv);
     nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_INTERNAL_ERROR);
+  } else if (ServerStream* stream = find(stream_id); stream != nullptr && with_body) {
+    stream->response_has_body_ = true;
+    stream->flush_since_ms_ = uv_now(worker_.loop());
   }
+  arm_flush_check();
+  schedule_flush();
+}
+
+void ServerSession::arm_flush_check() {
+  if (flush_timer_.active()) return;
+  write_mark_ = writes_done();
+  write_progress_ms_ = uv_now(worker_.loop());
+  flush_timer_.start(flush_check_interval(limits_));
+}
+
+void ServerSession::check_flush() {
+  if (closed()) return;
+  const uint64_t now = uv_now(worker_.loop());
+  const bool backlog = transport_->write_backlog() > 0;
+  if (!backlog || writes_done() != write_mark_) write_progress_ms_ = now;
+  write_mark_ = writes_done();
+  if (now - write_progress_ms_ >= static_cast<uint64_t>(limits_.stream_flush_timeout.count())) {
+    count_flush_timeout();
+    SKIFF_LOG(kInfo) << "closing connection from " << transport_->peer_address()
+                     << ": it has read nothing for " << limits_.stream_flush_timeout.count()
+                     << " ms (http2.stream_flush_timeout)";
+    close("flush timeout");
+    return;
+  }
+  // Resetting only submits RST_STREAM: no stream leaves the map during the walk.
+  streams_.for_each([&](int32_t, ServerStream* stream) { check_stream_flush(*stream, now); });
+  if (backlog || !streams_.empty()) flush_timer_.start(flush_check_interval(limits_));
+}
+
+void ServerSession::check_stream_flush(ServerStream& stream, uint64_t now_ms) {
+  if (!stream.response_has_body_ || stream.flush_reset_ || !stream.handler_) return;
+  const Body* body = stream.handler_->response_body();
+  if (body == nullptr) return;
+  const bool moved = body->taken() != stream.flush_mark_;
+  stream.flush_mark_ = body->taken();
+  const bool waiting = (body->size() > 0 || body->finished()) &&
+                       nghttp2_session_get_stream_local_close(ng_, stream.id_) == 0;
+  if (!waiting || (moved && !stream.body_finished_seen_)) stream.flush_since_ms_ = now_ms;
+  if (body->finished()) stream.body_finished_seen_ = true;
+  if (now_ms - stream.flush_since_ms_ <
+      static_cast<uint64_t>(limits_.stream_flush_timeout.count())) {
+    return;
+  }
+  stream.flush_reset_ = true;
+  count_flush_timeout();
+  SKIFF_LOG(kDebug) << "resetting stream " << stream.id_ << " from " << transport_->peer_address()
+                    << ": its response has not been read for "
+                    << limits_.stream_flush_timeout.count() << " ms (http2.stream_flush_timeout)";
+  nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, stream.id_, NGHTTP2_CANCEL);
   schedule_flush();
 }
 
@@ -180,6 +239,7 @@ int ServerSession::on_invalid_header(nghttp2_session*, const nghttp2_frame*, ngh
 void ServerSession::on_session_closed(const char*) {
   drain_timer_.stop();
   idle_timer_.stop();
+  flush_timer_.stop();
   StreamMap<ServerStream> streams = streams_.take();
   streams.for_each([this](int32_t, ServerStream* stream) {
     count_stream_closed();

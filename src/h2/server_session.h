@@ -48,6 +48,12 @@ class ServerStream : public net::Deletable, public base::CacheAllocated {
   size_t header_bytes_ = 0;
   bool headers_too_large_ = false;
   bool request_ended_ = false;
+  // The flush check (ServerSession::check_stream_flush).
+  bool response_has_body_ = false;   // submit_response(with_body=true) done
+  bool body_finished_seen_ = false;  // a check saw the upstream done: only finishing counts now
+  bool flush_reset_ = false;         // reset for it; nghttp2 closes it once the RST is out
+  uint64_t flush_mark_ = 0;          // the response body's taken() at the last check
+  uint64_t flush_since_ms_ = 0;      // uv_now of the last check that saw it move (or not wait)
   std::unique_ptr<StreamHandler> handler_;
 };
 
@@ -106,6 +112,15 @@ class ServerSession final : public Session {
   void arm_idle_timer();
   void begin_header_block(int32_t stream_id);
   void end_header_block(int32_t stream_id);
+  // The flush check, every quarter of limits_.stream_flush_timeout while the connection has
+  // streams or queued bytes: a stream whose response bytes wait and none of them is taken for
+  // the timeout (the client's window stays shut), or that has not finished within the timeout
+  // of its upstream finishing (a window opened a byte at a time), is reset with CANCEL, which
+  // cancels its upstream call; a connection whose queued bytes the client does not read for
+  // the timeout is closed (reliability.md §6, 16 and 17; nghttpx's stream write timeout).
+  void arm_flush_check();
+  void check_flush();
+  void check_stream_flush(ServerStream& stream, uint64_t now_ms);
   void begin();
   void submit_drain();
   void finish_goaway();
@@ -120,6 +135,9 @@ class ServerSession final : public Session {
   int32_t header_block_stream_ = 0;  // the stream whose header block is arriving (0: none)
   net::Timer drain_timer_;
   net::Timer idle_timer_;
+  net::Timer flush_timer_;
+  uint64_t write_mark_ = 0;         // writes_done() at the last flush check
+  uint64_t write_progress_ms_ = 0;  // uv_now of the last check that saw the socket move
   // Glitch budget: a token bucket of kGlitchBurst refilled at kGlitchPerSecond (uv_now ms).
   double glitch_tokens_;
   uint64_t glitch_refilled_ms_ = 0;

@@ -221,6 +221,7 @@ void Session::on_write_done(int status) {
     close(uv_strerror(status));
     return;
   }
+  ++writes_done_;
   if (transport_->write_backlog() < kWriteHighWater) schedule_flush();
 }
 

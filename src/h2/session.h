@@ -81,6 +81,12 @@ class Session : public net::TransportHandler, public net::Flushable, public net:
   void count_stream_closed() {
     if (stats_ != nullptr) stats_->streams.dec();
   }
+  void count_flush_timeout() {
+    if (stats_ != nullptr) stats_->flush_timeouts.add();
+  }
+  // Queued writes the transport has finished since the session began: while bytes are queued,
+  // a count that stands still means the peer is not reading.
+  uint64_t writes_done() const { return writes_done_; }
 
   net::Worker& worker_;
   Limits limits_;
@@ -109,6 +115,7 @@ class Session : public net::TransportHandler, public net::Flushable, public net:
   };
   std::vector<SlicedData> sliced_;
   size_t sliced_bytes_ = 0;
+  uint64_t writes_done_ = 0;
   bool flush_scheduled_ = false;
   bool reading_paused_ = false;
   bool closed_ = false;

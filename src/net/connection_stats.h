@@ -16,6 +16,9 @@ struct alignas(64) ConnectionStats {
   base::Counter protocol_errors;  // connections ended by an HTTP/2 error (either side's)
   base::Counter goaways_sent;
   base::Counter goaways_received;
+  // downstream: streams reset, and connections closed, because the client took none of the
+  // response bytes waiting for it for http2.stream_flush_timeout
+  base::Counter flush_timeouts;
 };
 
 }  // namespace skiff::net

@@ -151,7 +151,8 @@ std::string config_json(const config::Config& config) {
                 {"initial_connection_window_bytes", config.http2.initial_connection_window_bytes},
                 {"max_header_list_bytes", config.http2.max_header_list_bytes},
                 {"max_header_count", config.http2.max_header_count},
-                {"max_frame_bytes", config.http2.max_frame_bytes}}},
+                {"max_frame_bytes", config.http2.max_frame_bytes},
+                {"stream_flush_timeout", duration(config.http2.stream_flush_timeout)}}},
               {"listeners", listeners},
               {"clusters", clusters}};
   if (config.admin) out["admin"] = {{"address", address(config.admin->address)}};

@@ -39,6 +39,7 @@ h2::Limits to_limits(const config::Http2& h) {
   limits.max_header_list_bytes = h.max_header_list_bytes;
   limits.max_header_count = h.max_header_count;
   limits.max_frame_size = h.max_frame_bytes;
+  limits.stream_flush_timeout = h.stream_flush_timeout;
   return limits;
 }
 

@@ -90,6 +90,11 @@ void add_collectors(telemetry::Metrics& metrics, const proxy::Snapshot& snapshot
                 {{"listener", name}},
                 level(
                     stats, one, [](const auto& s) -> auto& { return s.streams; }));
+      out.counter("skiff_downstream_flush_timeouts_total",
+                  "Streams reset (and connections closed) because the client did not read "
+                  "their responses within http2.stream_flush_timeout.",
+                  {{"listener", name}},
+                  sum(stats, one, [](const auto& s) { return s.flush_timeouts.value(); }));
       connection_families(out, {{"side", "listener"}, {"name", name}}, [&](auto&& fn) {
         for (const auto& w : stats) fn(w->listeners[l]);
       });

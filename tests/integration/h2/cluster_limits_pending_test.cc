@@ -5,7 +5,6 @@
 // (the one pending unit), and the third overflows max_pending_requests: it is answered
 // UNAVAILABLE without reaching the upstream, marked `skiff-rejected: overflow`, and not retried
 // although the route retries UNAVAILABLE (load shedding). Released, the first two succeed.
-#include <curl/curl.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "h2_fixture.h"
+#include "metrics_scrape.h"
 #include "refusing_upstream.h"
 
 namespace skiff::it::h2 {
@@ -71,60 +71,10 @@ CallResult unary(skiff::testing::TestService::Stub& stub, const std::string& pay
   return r;
 }
 
-// GET over libcurl: the body, or nullopt unless HTTP 200.
-std::optional<std::string> http_get(const std::string& url) {
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) return std::nullopt;
-  std::string body;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5'000L);
-  curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* out) {
-        static_cast<std::string*>(out)->append(data, size * n);
-        return size * n;
-      });
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  long status = 0;
-  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
-  if (status != 200) return std::nullopt;
-  return body;
-}
-
-// skiff_cluster_active{cluster="backend",resource=|resource|} in |metrics|, if present.
-std::optional<double> cluster_active(const std::string& metrics, const std::string& resource) {
-  std::istringstream lines(metrics);
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.starts_with("skiff_cluster_active{")) continue;
-    if (line.find("cluster=\"backend\"") == std::string::npos) continue;
-    if (line.find("resource=\"" + resource + "\"") == std::string::npos) continue;
-    const size_t space = line.rfind(' ');
-    if (space == std::string::npos) return std::nullopt;
-    return std::stod(line.substr(space + 1));
-  }
-  return std::nullopt;
-}
-
-// Scrapes /metrics every 50 ms until |pred| holds for the text or |timeout| passes; |last| gets
-// the last scrape.
-bool metrics_until(const SkiffProcess& skiff, const std::function<bool(const std::string&)>& pred,
-                   std::string& last, Millis timeout = kObserveTimeout) {
-  const auto deadline = Clock::now() + timeout;
-  const std::string url = "http://" + skiff.address("admin") + "/metrics";
-  for (;;) {
-    last = http_get(url).value_or("");
-    if (pred(last)) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(Millis(50));
-  }
-}
-
+// skiff_cluster_active{cluster="backend",resource=|resource|} in |metrics| is |value|.
 bool active_is(const std::string& metrics, const std::string& resource, double value) {
-  return cluster_active(metrics, resource) == value;
+  return metric_value(metrics, "skiff_cluster_active",
+                      {"cluster=\"backend\"", "resource=\"" + resource + "\""}) == value;
 }
 
 // Background calls, always released and joined (even when an assertion returns early).

@@ -18,11 +18,15 @@ inline constexpr std::string_view kBidiPath = "/skiff.testing.TestService/Bidi";
 
 // One worker, one route (TestService -> backend) and the http2 limits the tests probe.
 // |cluster_keys| are more lines of the backend cluster (indented 4 spaces), |route_keys| more
-// lines of the route (indented 8).
+// lines of the route (indented 8), |http2_keys| more entries of the http2 map (", key: value"),
+// and |top_keys| more top-level lines (e.g. an admin listener).
 inline std::string h2_test_config(const std::string& upstream, const std::string& cluster_keys = "",
-                                  const std::string& route_keys = "") {
+                                  const std::string& route_keys = "",
+                                  const std::string& http2_keys = "",
+                                  const std::string& top_keys = "") {
   return "workers: 1\n"
-         "drain_timeout: 1s\n"
+         "drain_timeout: 1s\n" +
+         top_keys +
          "listeners:\n"
          "  - name: outbound\n"
          "    address: 127.0.0.1:0\n"
@@ -35,7 +39,8 @@ inline std::string h2_test_config(const std::string& upstream, const std::string
          "    endpoints: [ \"" +
          upstream + "\" ]\n" + cluster_keys +
          "http2: { max_concurrent_streams: 100, max_header_list_bytes: 61440, "
-         "max_header_count: 100 }\n";
+         "max_header_count: 100" +
+         http2_keys + " }\n";
 }
 
 // The DATA payload of a unary TestService call carrying |payload|.

@@ -43,6 +43,7 @@ http2:
   max_header_list_bytes: 16777216
   max_header_count: 10000
   max_frame_bytes: 16777215
+  stream_flush_timeout: 90s
 listeners:
   - name: outbound
     address: 127.0.0.1:15001
@@ -86,15 +87,16 @@ clusters:
   EXPECT_EQ(config.http2.max_header_list_bytes, 16u * 1024 * 1024);
   EXPECT_EQ(config.http2.max_header_count, 10000u);
   EXPECT_EQ(config.http2.max_frame_bytes, 16777215u);
+  EXPECT_EQ(config.http2.stream_flush_timeout, seconds(90));
 
   ASSERT_EQ(config.listeners.size(), 2u);
   const Listener& outbound = config.listeners[0];
   EXPECT_EQ(outbound.name, "outbound");
   EXPECT_EQ(outbound.address.host, "127.0.0.1");
   EXPECT_EQ(outbound.address.port, 15001);
-  EXPECT_EQ(outbound.address.pos.line, 13);
+  EXPECT_EQ(outbound.address.pos.line, 14);
   EXPECT_EQ(outbound.address.pos.col, 14);
-  EXPECT_EQ(outbound.pos.line, 12);
+  EXPECT_EQ(outbound.pos.line, 13);
   EXPECT_EQ(outbound.pos.col, 5);
   ASSERT_EQ(outbound.routes.size(), 3u);
 
@@ -104,7 +106,7 @@ clusters:
   EXPECT_EQ(get_user.match.authority, "Users.Local");  // kept as written; matching ignores case
   EXPECT_EQ(get_user.cluster, "users");
   EXPECT_EQ(get_user.timeout, milliseconds(250));
-  EXPECT_EQ(get_user.pos.line, 15);
+  EXPECT_EQ(get_user.pos.line, 16);
   EXPECT_EQ(get_user.pos.col, 9);
 
   const Route& service = outbound.routes[1];
@@ -142,7 +144,7 @@ clusters:
   ASSERT_EQ(other.endpoints.size(), 1u);
   EXPECT_EQ(other.endpoints[0].host, "fe80::1");
   EXPECT_EQ(other.endpoints[0].port, 8080);
-  EXPECT_EQ(other.endpoints[0].pos.line, 39);
+  EXPECT_EQ(other.endpoints[0].pos.line, 40);
   EXPECT_EQ(other.endpoints[0].pos.col, 9);
 }
 
@@ -158,6 +160,7 @@ TEST(ConfigLoad, MinimalConfigGetsDefaults) {
   EXPECT_EQ(config.http2.max_header_list_bytes, 60u * 1024);
   EXPECT_EQ(config.http2.max_header_count, 100u);
   EXPECT_EQ(config.http2.max_frame_bytes, 16u * 1024);
+  EXPECT_EQ(config.http2.stream_flush_timeout, seconds(60));
   ASSERT_EQ(config.clusters.size(), 1u);
   EXPECT_EQ(config.clusters[0].load_balancing, LoadBalancing::kRoundRobin);
   EXPECT_EQ(config.clusters[0].connect_timeout, seconds(1));
@@ -525,6 +528,8 @@ TEST(ConfigError, Http2LimitOutOfRange) {
             "65535..2147483647");
   EXPECT_EQ(error_of("http2:\n  max_frame_bytes: 16777216\n" + std::string(kMinimal)),
             "test.yaml:2:20: http2.max_frame_bytes: 16777216 is out of range 16384..16777215");
+  EXPECT_EQ(error_of("http2:\n  stream_flush_timeout: 0s\n" + std::string(kMinimal)),
+            "test.yaml:2:25: http2.stream_flush_timeout: must be greater than 0");
   EXPECT_EQ(
       error_of("http2:\n  max_concurrent_streams: 99999999999999999999\n" + std::string(kMinimal)),
       "test.yaml:2:27: http2.max_concurrent_streams: 99999999999999999999 is out of range "
