@@ -388,11 +388,9 @@ void Call::on_upstream_failure(std::string reason, bool overflow) {
   if (state_ != State::kWaiting) return;
   if (overflow) {
     // The cluster is at its limits: load shedding, which a retry would only add to.
-    counters_->breaker_rejections.add();
-    overflowed_ = true;
     grpc::LocalReply reply{StatusCode::kUnavailable, std::move(reason)};
     reply.rejected = grpc::kRejectedOverflow;
-    return reply_local(std::move(reply));
+    return reply_shed(std::move(reply));
   }
   if (maybe_retry(policy::Outcome::failure(policy::ProxyFailure::kConnectFailure),
                   policy::Pushback::none())) {
@@ -733,6 +731,12 @@ void Call::feed_retry_budget(StatusCode code) {
   }
 }
 
+void Call::reply_shed(grpc::LocalReply reply) {
+  counters_->breaker_rejections.add();
+  overflowed_ = true;  // no verdict on the method for the breaker
+  reply_local(std::move(reply));
+}
+
 void Call::report_outcome() {
   if (!breaker_ticket_) return;
   policy::BreakerTicket ticket = *breaker_ticket_;
@@ -778,14 +782,13 @@ bool Call::admit_cluster_limits() {
   policy::ClusterLimits& limits = *ctx_.snapshot->clusters[route_->cluster].limits;
   request_lease_ = limits.acquire(policy::ClusterResource::kRequests);
   if (request_lease_) return true;
-  counters_->breaker_rejections.add();
   grpc::LocalReply reply{StatusCode::kUnavailable,
                          "cluster \"" + ctx_.snapshot->clusters[route_->cluster].name +
                              "\" circuit open: max_requests (" +
                              std::to_string(limits.limit(policy::ClusterResource::kRequests)) +
                              ") active requests"};
   reply.rejected = grpc::kRejectedOverflow;
-  reply_local(std::move(reply));
+  reply_shed(std::move(reply));
   return false;
 }
 
@@ -1220,7 +1223,10 @@ void Call::answer_hedged() {
   }
   auto last = std::move(*h.last);
   h.last.reset();
-  if (auto* reply = std::get_if<grpc::LocalReply>(&last)) return reply_local(std::move(*reply));
+  if (auto* reply = std::get_if<grpc::LocalReply>(&last)) {
+    if (reply->rejected == grpc::kRejectedOverflow) return reply_shed(std::move(*reply));
+    return reply_local(std::move(*reply));
+  }
   forward_trailers_only(std::move(std::get<h2::HeaderList>(last)));
 }
 

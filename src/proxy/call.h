@@ -79,6 +79,9 @@ class Call final : public h2::StreamHandler,
 
   // Answers with a trailers-only response (only before commit) and cancels the upstream.
   void reply_local(grpc::LocalReply reply);
+  // The cluster's limits shed the call (an overflow reply): counted with the breaker's
+  // rejections, and no verdict for the method breaker.
+  void reply_shed(grpc::LocalReply reply);
   // Ends a committed response early with |code| at a message boundary, else resets it.
   void abort_committed(grpc::StatusCode code, std::string_view message, uint32_t h2_error);
   void on_deadline();

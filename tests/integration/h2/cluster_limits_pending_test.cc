@@ -4,7 +4,9 @@
 // endpoint, the first call occupies the only stream slot, the second waits in the pool's queue
 // (the one pending unit), and the third overflows max_pending_requests: it is answered
 // UNAVAILABLE without reaching the upstream, marked `skiff-rejected: overflow`, and not retried
-// although the route retries UNAVAILABLE (load shedding). Released, the first two succeed.
+// (nor hedged) although the route retries (hedges) UNAVAILABLE: load shedding. Released, the
+// first two succeed. The shed call is no verdict on the method either: the route's breaker,
+// which one failure opens, lets a fourth call through.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -29,7 +31,8 @@ using Clock = std::chrono::steady_clock;
 constexpr Millis kCallDeadline{20'000};
 constexpr Millis kObserveTimeout{10'000};
 
-std::string config(const RefusingUpstream& upstream) {
+// |policy|: the route's retry or hedging line.
+std::string config(const RefusingUpstream& upstream, const std::string& policy) {
   return "workers: 1\n"
          "drain_timeout: 1s\n"
          "admin:\n"
@@ -40,7 +43,10 @@ std::string config(const RefusingUpstream& upstream) {
          "    routes:\n"
          "      - match: { service: skiff.testing.TestService }\n"
          "        cluster: backend\n"
-         "        retry: { max_attempts: 3, on: [unavailable] }\n"
+         "        " +
+         policy +
+         "\n"
+         "        circuit_breaker: { consecutive_failures: 1, open_for: 1m }\n"
          "clusters:\n"
          "  - name: backend\n"
          "    endpoints: [ \"" +
@@ -97,7 +103,17 @@ class HeldCalls {
   std::vector<std::thread> threads_;
 };
 
-TEST(ClusterPending, ThirdCallOverMaxPendingRequestsUnavailableHeldCallsSucceed) {
+class ClusterPending : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(RetryOrHedging, ClusterPending,
+                         ::testing::Values("retry: { max_attempts: 3, on: [unavailable] }",
+                                           "hedging: { max_attempts: 2, hedging_delay: 1m, "
+                                           "non_fatal_codes: [unavailable] }"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param.starts_with("retry") ? "Retry" : "Hedging";
+                         });
+
+TEST_P(ClusterPending, ThirdCallOverMaxPendingRequestsUnavailableHeldCallsSucceed) {
   RefusingUpstreamOptions options;
   options.max_concurrent_streams = 1;
   options.hold_answers = true;
@@ -106,7 +122,7 @@ TEST(ClusterPending, ThirdCallOverMaxPendingRequestsUnavailableHeldCallsSucceed)
   ASSERT_NE(upstream.port(), 0) << upstream.error();
   SkiffOptions skiff_options;
   skiff_options.listeners = {"outbound", "admin"};
-  SkiffProcess skiff(config(upstream), skiff_options);
+  SkiffProcess skiff(config(upstream, GetParam()), skiff_options);
   auto stub = skiff::testing::TestService::NewStub(make_channel(skiff.address()));
 
   CallResult first;
@@ -165,10 +181,14 @@ TEST(ClusterPending, ThirdCallOverMaxPendingRequestsUnavailableHeldCallsSucceed)
   ASSERT_TRUE(is_ok(second.status)) << it::describe(second.status) << "\n" << upstream.describe();
   EXPECT_EQ(second.response.payload(), "from the refusing upstream");
 
+  // 4: the breaker (open after one failure) was given no verdict on the shed call.
+  const CallResult fourth = unary(*stub, "fourth");
+  EXPECT_TRUE(is_ok(fourth.status)) << it::describe(fourth.status);
+
   RefusingUpstreamStats st = upstream.stats();
   EXPECT_EQ(st.connections, 1) << upstream.describe();
-  EXPECT_EQ(st.seen, 2) << upstream.describe();
-  EXPECT_EQ(st.answered, 2) << upstream.describe();
+  EXPECT_EQ(st.seen, 3) << upstream.describe();
+  EXPECT_EQ(st.answered, 3) << upstream.describe();
   for (const UpstreamStream& s : upstream.streams()) {
     EXPECT_EQ(s.body.find("third"), std::string::npos) << "the third call reached the upstream";
   }
