@@ -58,12 +58,20 @@ class MainLoop {
       if (!self->draining_) self->start_drain();
     });
     drain_async_.data = this;
-    for (uv_signal_t* s : {&sigterm_, &sigint_}) {
+    for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {
       uv_signal_init(&loop_, s);
       s->data = this;
     }
     uv_signal_start(&sigterm_, &MainLoop::on_signal, SIGTERM);
     uv_signal_start(&sigint_, &MainLoop::on_signal, SIGINT);
+    // The default action of SIGHUP would end the process and every call with it.
+    uv_signal_start(
+        &sighup_,
+        [](uv_signal_t*, int) {
+          SKIFF_LOG(kWarn) << "received SIGHUP: skiff does not reload its config; restart it to "
+                              "apply a changed file (certificates reload by themselves)";
+        },
+        SIGHUP);
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
   }
@@ -95,10 +103,14 @@ class MainLoop {
     for (uv_handle_t* h :
          {reinterpret_cast<uv_handle_t*>(&finished_async_),
           reinterpret_cast<uv_handle_t*>(&drain_async_), reinterpret_cast<uv_handle_t*>(&sigterm_),
-          reinterpret_cast<uv_handle_t*>(&sigint_),
+          reinterpret_cast<uv_handle_t*>(&sigint_), reinterpret_cast<uv_handle_t*>(&sighup_),
           reinterpret_cast<uv_handle_t*>(&drain_timer_)}) {
       uv_close(h, nullptr);
     }
+    // Closing the signal handles restores the default actions. What follows (the admin server
+    // stopping, queued spans and log lines going out) is short and bounded: a signal now must
+    // not turn a clean exit into death by signal.
+    for (int signum : {SIGTERM, SIGINT, SIGHUP}) signal(signum, SIG_IGN);
   }
   // Thread-safe: a drain has started (signal or request).
   bool draining() const { return drain_requested_.load(); }
@@ -110,15 +122,20 @@ class MainLoop {
   void at_finish(std::function<void()> fn) { at_finish_ = std::move(fn); }
 
  private:
+  // The first SIGTERM/SIGINT drains (or lets a drain that POST /drain started run on: a preStop
+  // hook's request followed by the kubelet's SIGTERM is one shutdown); the second closes now.
   static void on_signal(uv_signal_t* handle, int signum) {
     auto* self = static_cast<MainLoop*>(handle->data);
-    if (!self->draining_) {
+    if (++self->signals_ > 1) {
+      SKIFF_LOG(kInfo) << "received signal " << signum << " again, closing now";
+      self->force_close();
+    } else if (self->draining_) {
+      SKIFF_LOG(kInfo) << "received signal " << signum
+                       << ", already draining; a second signal closes at once";
+    } else {
       SKIFF_LOG(kInfo) << "received signal " << signum << ", draining (up to "
                        << self->drain_timeout_.count() << "ms)";
       self->start_drain();
-    } else {
-      SKIFF_LOG(kInfo) << "received signal " << signum << " again, closing now";
-      self->force_close();
     }
   }
 
@@ -159,7 +176,9 @@ class MainLoop {
   bool handles_closed_ = false;
   uv_signal_t sigterm_{};
   uv_signal_t sigint_{};
+  uv_signal_t sighup_{};
   uv_timer_t drain_timer_{};
+  int signals_ = 0;  // SIGTERM and SIGINT received
   std::atomic<size_t> finished_count_{0};
   std::function<void()> at_finish_;
   bool draining_ = false;

@@ -1,5 +1,6 @@
 // The skiff process itself: graceful drain on SIGTERM, config errors and --check-config.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <atomic>
 #include <iostream>
@@ -91,6 +92,39 @@ TEST(Lifecycle, SigtermRightAfterReady_Exit0) {
     EXPECT_EQ(exit.code(), 0) << "attempt " << i << ": " << exit.to_string();
     EXPECT_LT(Clock::now() - start, Millis(5'000)) << "idle skiff should not wait out the drain";
   }
+}
+
+// skiff does not reload its config: SIGHUP (whose default action would kill it) is logged and
+// changes nothing; a call in flight completes and a SIGTERM still drains to exit 0.
+TEST(Lifecycle, SighupIsLoggedAndServingGoesOn) {
+  TestMesh mesh;
+  mesh.server().skiff();
+  auto stub = mesh.client();
+  grpc::Status status;
+  std::thread call([&] {
+    Request req;
+    req.set_delay_ms(1000);
+    req.set_payload("through a SIGHUP");
+    Response resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(in(Millis(30'000)));
+    status = stub->Unary(&ctx, req, &resp);
+    if (status.ok() && resp.payload() != req.payload()) {
+      status = grpc::Status(StatusCode::DATA_LOSS, "wrong payload: " + resp.payload());
+    }
+  });
+  const bool started = mesh.upstream().wait_for_calls(1, Millis(10'000));
+  ::kill(mesh.proxy().pid(), SIGHUP);
+  const bool logged = mesh.proxy().process().wait_for_stderr(
+      [](const std::string& err) { return err.find("received SIGHUP") != std::string::npos; },
+      Millis(10'000));
+  call.join();
+  ASSERT_TRUE(started) << "the call never reached the upstream";
+  EXPECT_TRUE(logged) << mesh.proxy().process().err();
+  EXPECT_TRUE(is_ok(status)) << it::describe(status);
+  EXPECT_FALSE(mesh.proxy().process().wait_exit(Millis(0)).has_value()) << "SIGHUP ended skiff";
+  ExitStatus exit = mesh.proxy().terminate(Millis(10'000));
+  EXPECT_EQ(exit.code(), 0) << exit.to_string();
 }
 
 // Clients keep calling while skiff drains: a call skiff accepted must complete OK; a call it

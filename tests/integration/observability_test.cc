@@ -7,6 +7,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -447,6 +448,12 @@ TEST(Observability, AdminEndpoints) {
   const bool in_flight_at_503 = !call_done.load();
   HttpResponse healthz_draining = http_get(admin_url(skiff, "/healthz"));
   std::optional<double> draining_gauge = scrape(skiff).value("skiff_draining");
+  // The kubelet's SIGTERM after a preStop hook's POST /drain: the same drain goes on (only a
+  // second signal closes at once), so the call in flight still completes.
+  ::kill(skiff.pid(), SIGTERM);
+  const bool signal_logged = skiff.process().wait_for_stderr(
+      [](const std::string& err) { return err.find("already draining") != std::string::npos; },
+      Millis(10'000));
   long_call.join();
   std::optional<ExitStatus> exit = skiff.process().wait_exit(Millis(30'000));
   const auto exited_after = std::chrono::duration<double>(Clock::now() - drain_sent);
@@ -462,6 +469,7 @@ TEST(Observability, AdminEndpoints) {
   EXPECT_EQ(healthz_draining.status, 200) << "alive while draining: " << healthz_draining;
   EXPECT_EQ(draining_gauge, 1.0) << "skiff_draining while draining";
   EXPECT_TRUE(is_ok(long_status)) << "the call in flight when the drain started";
+  EXPECT_TRUE(signal_logged) << skiff.process().err();
   ASSERT_TRUE(exit.has_value()) << "skiff still running 30 s after POST /drain";
   EXPECT_TRUE(exit->exited()) << exit->to_string();
   EXPECT_EQ(exit->code(), 0) << exit->to_string();
