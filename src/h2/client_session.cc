@@ -189,10 +189,16 @@ int ClientSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
   HeaderList headers = std::move(s.headers);
   s.headers.clear();
   ClientStreamHandler* handler = s.handler;
-  if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+  if (frame->headers.cat != NGHTTP2_HCAT_RESPONSE && frame->headers.cat != NGHTTP2_HCAT_HEADERS) {
+    return 0;
+  }
+  if (!s.response_started) {
+    // An interim 1xx response (e.g. 103 Early Hints) is not the response: nghttp2 delivers the
+    // final one next, as a plain header block.
+    if (find_header(headers, ":status").starts_with('1')) return 0;
     s.response_started = true;
     handler->on_response_headers(std::move(headers), end_stream);
-  } else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && s.response_started) {
+  } else {
     // Trailers (END_STREAM is required for them by nghttp2's HTTP messaging checks).
     handler->on_response_trailers(std::move(headers));
   }

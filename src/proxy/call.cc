@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <random>
 
 #include "base/check.h"
@@ -60,6 +61,26 @@ h2::HeaderList to_h2(const Headers& headers) {
   out.reserve(headers.size());
   for (const auto& h : headers) out.push_back(h2::Header{h.name, h.value});
   return out;
+}
+
+// Response headers that are not a gRPC response (an HTTP error page from a proxy or load
+// balancer in front of the server, or content-type other than application/grpc*), as the
+// trailers-only response a gRPC client derives from them: the status from gRPC's HTTP-to-gRPC
+// mapping (503 -> 14, 404 -> 12, ...; a 200 that is not gRPC -> 2), so that retries, breakers
+// and metrics see it as what it is. Nullopt for a gRPC response.
+std::optional<h2::HeaderList> as_grpc_failure(const h2::HeaderList& headers) {
+  const std::string_view status = h2::find_header(headers, ":status");
+  const std::string_view type = h2::find_header(headers, "content-type");
+  const bool grpc_type = type.starts_with("application/grpc");
+  if (status == "200" && grpc_type) return std::nullopt;
+  int http = 0;
+  std::from_chars(status.data(), status.data() + status.size(), http);
+  std::string what = "upstream answered HTTP " + std::string(status);
+  if (!grpc_type) {
+    what += type.empty() ? " without a content-type" : " with content-type " + std::string(type);
+  }
+  const StatusCode code = status == "200" ? StatusCode::kUnknown : grpc::status_from_http(http);
+  return to_h2(grpc::trailers_only_headers({code, what + ", not gRPC"}));
 }
 
 // A response's final status: its grpc-status, or UNKNOWN when absent or invalid (how the client
@@ -314,7 +335,11 @@ void Call::start() {
 
   // Deadline = min(grpc-timeout - grpc_timeout_offset, route timeout).
   std::optional<std::chrono::nanoseconds> budget;
-  if (std::string_view t = h2::find_header(headers, "grpc-timeout"); !t.empty()) {
+  const auto timeout_field =
+      std::ranges::find(headers, std::string_view("grpc-timeout"), &h2::Header::name);
+  if (timeout_field != headers.end()) {
+    // Present and empty is malformed too (parse_timeout says so), not "no deadline".
+    const std::string_view t = timeout_field->value;
     auto parsed = grpc::parse_timeout(t);
     if (!parsed) {
       return reply_local(
@@ -845,6 +870,12 @@ void Call::commit_held() {
 
 void Call::on_response_headers(h2::HeaderList headers, bool end_stream) {
   if (state_ != State::kForwarding || downstream_ == nullptr) return;
+  if (auto failure = as_grpc_failure(headers)) {
+    // Answered as trailers-only; the rest of that stream is not gRPC and not read.
+    if (!end_stream) detach_upstream();
+    headers = std::move(*failure);
+    end_stream = true;
+  }
   // A held response's attempt is not over until its trailers: per_try_timeout keeps running.
   const bool hold = !end_stream && should_hold();
   if (attempt_timer_ && !hold) attempt_timer_->stop();
@@ -919,6 +950,12 @@ void Call::on_response_trailers(h2::HeaderList trailers) {
     return abort_committed(StatusCode::kInternal, "upstream response ended inside a gRPC message",
                            NGHTTP2_INTERNAL_ERROR);
   }
+  if (trailers.empty()) {
+    // The upstream ended its body without trailers (END_STREAM on DATA): no status at all is a
+    // broken response, and the client gets it as one instead of guessing.
+    trailers = to_h2(grpc::status_trailers(StatusCode::kInternal,
+                                           "upstream ended the response without trailers"));
+  }
   if (state_ == State::kHolding) {
     if (attempt_timer_) attempt_timer_->stop();
     // Nothing was forwarded yet: the trailers' status is retried like a trailers-only one
@@ -949,13 +986,7 @@ void Call::finish_response(h2::HeaderList trailers) {
   stop_deadline();
   transition_to(State::kDone);
   note_status(trailers);
-  if (trailers.empty()) {
-    // The upstream ended its body without trailers: end ours the same way, and the client
-    // reports it (never a made-up grpc-status: 0).
-    response_body_.finish();
-  } else {
-    response_body_.finish_with(filter_response(std::move(trailers)));
-  }
+  response_body_.finish_with(filter_response(std::move(trailers)));
 }
 
 void Call::on_upstream_close(uint32_t error_code) {
@@ -1046,12 +1077,14 @@ void Call::cancel_upstream() {
     pool_->cancel(this);
     waiting_in_pool_ = false;
   }
-  if (upstream_ != nullptr) {
-    h2::ClientSession* session = upstream_;
-    upstream_ = nullptr;
-    session->consume(upstream_id_, response_body_.undrained());
-    session->detach(upstream_id_);
-  }
+  detach_upstream();
+}
+
+void Call::detach_upstream() {
+  if (upstream_ == nullptr) return;
+  h2::ClientSession* session = std::exchange(upstream_, nullptr);
+  session->consume(upstream_id_, response_body_.undrained());
+  session->detach(upstream_id_);
 }
 
 policy::HedgeGate Call::hedge_gate() const {
@@ -1144,6 +1177,11 @@ void Call::on_copy_ready(Copy& copy, h2::ClientSession* session,
 
 void Call::on_copy_headers(Copy& copy, h2::HeaderList headers, bool end_stream) {
   if (state_ != State::kHedging) return;
+  if (auto failure = as_grpc_failure(headers)) {
+    if (!end_stream) copy.cancel();  // as in on_response_headers
+    headers = std::move(*failure);
+    end_stream = true;
+  }
   const StatusCode code = status_of(headers);
   copy.ticket.on_response(end_stream && code == StatusCode::kResourceExhausted);
   if (!end_stream) {

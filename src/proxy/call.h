@@ -118,6 +118,8 @@ class Call final : public h2::StreamHandler,
   // a code the route retries or hedges on takes away).
   void feed_retry_budget(grpc::StatusCode code);
   void cancel_upstream();
+  // Lets go of the attempt's upstream stream (reset with CANCEL, its credit returned).
+  void detach_upstream();
   // Asks the route's retry policy about an attempt that ended before commit with |outcome|;
   // on a retry, tears the attempt down and arms the backoff. False: answer the call now.
   // |local_rejection|: the outcome is a skiff's own rejection (kRejectedHeader), never retried.

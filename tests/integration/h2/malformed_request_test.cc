@@ -187,7 +187,9 @@ TEST_F(MalformedRequest, H2_UnroutedServiceGetsUnimplemented) {
 // 5
 TEST_F(MalformedRequest, H2_MalformedGrpcTimeoutGetsInternal) {
   H2Client client(port());
-  for (const char* timeout : {"abc", "123456789S", "10", "-1S", "1.5S", "S", "10x", "1 S", "+1S"}) {
+  // "": present and empty is malformed, not the same as no grpc-timeout.
+  for (const char* timeout :
+       {"", "abc", "123456789S", "10", "-1S", "1.5S", "S", "10x", "1 S", "+1S"}) {
     SCOPED_TRACE(timeout);
     StreamResult r = client.call(grpc_request_headers(kUnaryPath, {{"grpc-timeout", timeout}}),
                                  unary_request_body("x"));

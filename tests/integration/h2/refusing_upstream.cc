@@ -300,18 +300,34 @@ void RefusingUpstream::State::refuse(nghttp2_session* ng, int32_t stream_id) {
 }
 
 void RefusingUpstream::State::answer(Conn& c, int32_t stream_id, UpstreamStream& s) {
-  std::string message;
-  message.push_back('\0');
-  const uint32_t n = options.declared_message_bytes.value_or(
-      static_cast<uint32_t>(options.response_message.size()));
-  for (int shift : {24, 16, 8, 0}) message.push_back(static_cast<char>(n >> shift));
-  message += options.response_message;
-  c.responses[stream_id] = std::move(message);
+  if (!options.interim_status.empty()) {
+    nghttp2_nv interim[] = {make_nv(":status", options.interim_status)};
+    nghttp2_submit_headers(c.ng, NGHTTP2_FLAG_NONE, stream_id, nullptr, interim, 1, nullptr);
+  }
+  std::string body;
+  std::vector<nghttp2_nv> headers;
+  const std::string http_status = options.http_status ? std::to_string(*options.http_status) : "";
+  if (options.http_status) {
+    body = options.http_body;
+    headers.push_back(make_nv(":status", http_status));
+    if (!options.http_content_type.empty()) {
+      headers.push_back(make_nv("content-type", options.http_content_type));
+    }
+  } else {
+    body.push_back('\0');
+    const uint32_t n = options.declared_message_bytes.value_or(
+        static_cast<uint32_t>(options.response_message.size()));
+    for (int shift : {24, 16, 8, 0}) body.push_back(static_cast<char>(n >> shift));
+    body += options.response_message;
+    headers = {make_nv(":status", "200"), make_nv("content-type", "application/grpc")};
+  }
+  const bool with_body = !body.empty();
+  c.responses[stream_id] = std::move(body);
 
-  nghttp2_nv headers[] = {make_nv(":status", "200"), make_nv("content-type", "application/grpc")};
   nghttp2_data_provider provider{};
   provider.read_callback = &State::on_read_answer;
-  if (nghttp2_submit_response(c.ng, stream_id, headers, 2, &provider) != 0) {
+  if (nghttp2_submit_response(c.ng, stream_id, headers.data(), headers.size(),
+                              with_body ? &provider : nullptr) != 0) {
     c.responses.erase(stream_id);
     return;
   }
@@ -422,8 +438,11 @@ ssize_t RefusingUpstream::State::on_read_answer(nghttp2_session* ng, int32_t str
   std::memcpy(buf, left.data(), n);
   left.erase(0, n);
   if (left.empty()) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    const RefusingUpstreamOptions& options = c->state->options;
+    if (options.omit_trailers || options.http_status) return static_cast<ssize_t>(n);
     // The message is out: end the DATA without END_STREAM, the trailers end the stream.
-    *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     nghttp2_nv trailers[] = {make_nv("grpc-status", "0")};
     if (nghttp2_submit_trailer(ng, stream_id, trailers, 1) != 0) {
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream

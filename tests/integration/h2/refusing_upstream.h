@@ -55,6 +55,15 @@ struct RefusingUpstreamOptions {
   // The length the answer's message prefix declares, when it is not the payload's: more than
   // the payload makes a truncated message that the grpc-status 0 trailers still follow.
   std::optional<uint32_t> declared_message_bytes;
+  // End the answer with END_STREAM on its DATA, without trailers (a broken gRPC server).
+  bool omit_trailers = false;
+  // Before the answer, an interim response with this :status (e.g. "103").
+  std::string interim_status;
+  // Instead of the gRPC answer, a non-gRPC one: this :status and content-type (none when
+  // empty), then |http_body| as DATA if non-empty, else nothing (a headers-only answer).
+  std::optional<int> http_status;
+  std::string http_content_type;
+  std::string http_body;
 };
 
 // One request stream as the upstream saw it.

@@ -4,7 +4,11 @@
 //   streaming, and the request outgrows the replay buffer: the retry cannot replay it, so the
 //   call ends with the failed attempt's status (and skiff keeps running);
 // - the upstream ends inside a gRPC message and still sends grpc-status 0: the client must see
-//   a broken stream, never an OK (DESIGN.md's errors; reliability.md §6, 29).
+//   a broken stream, never an OK (DESIGN.md's errors; reliability.md §6, 29);
+// - the upstream ends without trailers: the client gets 13, not a missing status (§6, 30);
+// - the upstream answers with something that is not gRPC (an HTTP error page): the client gets
+//   the gRPC status of gRPC's HTTP mapping, and a 503 is retried as the 14 it is (§6, 27);
+// - an interim 1xx response before the real one is skipped, not taken for the response.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -129,6 +133,92 @@ TEST(UpstreamAnswer, TruncatedMessageBeforeOkTrailersResetsTheStream) {
 
 TEST(UpstreamAnswer, TruncatedMessageBeforeOkTrailersResetsTheStreamWhenHeld) {
   check_truncated_answer_is_not_ok("        retry: { max_attempts: 2, on: [unavailable] }\n");
+}
+
+TEST(UpstreamAnswer, AnAnswerWithoutTrailersEndsWithInternal) {
+  RefusingUpstreamOptions options;
+  options.response_message = "no trailers follow";
+  options.omit_trailers = true;
+  RefusingUpstream upstream(options);
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(config_with(upstream, ""));
+  H2Client client(skiff.port());
+  StreamResult r = client.call(grpc_request_headers(kUnaryPath), unary_request_body("x"));
+  ASSERT_TRUE(r.closed) << client.error() << "; " << r.describe();
+  EXPECT_NE(r.body.find("no trailers follow"), std::string::npos) << r.describe();
+  EXPECT_EQ(r.grpc_status(), 13) << r.describe();
+  EXPECT_EQ(r.trailer("grpc-message"), "upstream ended the response without trailers")
+      << r.describe();
+}
+
+TEST(UpstreamAnswer, AnInterimResponseIsSkipped) {
+  RefusingUpstreamOptions options;
+  options.response_message = "the real answer";
+  options.interim_status = "103";
+  RefusingUpstream upstream(options);
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(config_with(upstream, ""));
+  H2Client client(skiff.port());
+  StreamResult r = client.call(grpc_request_headers(kUnaryPath), unary_request_body("x"));
+  ASSERT_TRUE(r.closed) << client.error() << "; " << r.describe();
+  EXPECT_EQ(r.header(":status"), "200") << r.describe();
+  EXPECT_NE(r.body.find("the real answer"), std::string::npos) << r.describe();
+  EXPECT_EQ(r.grpc_status(), 0) << r.describe();
+}
+
+struct NonGrpcAnswer {
+  int http_status;
+  std::string content_type;
+  std::string body;
+  int grpc_status;
+  std::string message;
+};
+
+void PrintTo(const NonGrpcAnswer& a, std::ostream* os) {
+  *os << "HTTP " << a.http_status << " " << a.content_type << " body " << a.body.size() << " B";
+}
+
+class UpstreamNonGrpcAnswer : public ::testing::TestWithParam<NonGrpcAnswer> {};
+
+INSTANTIATE_TEST_SUITE_P(
+    HttpMapping, UpstreamNonGrpcAnswer,
+    ::testing::Values(
+        NonGrpcAnswer{503, "text/html", "", 14,
+                      "upstream answered HTTP 503 with content-type text/html, not gRPC"},
+        NonGrpcAnswer{503, "text/html", "<html>overloaded</html>", 14,
+                      "upstream answered HTTP 503 with content-type text/html, not gRPC"},
+        NonGrpcAnswer{404, "", "", 12,
+                      "upstream answered HTTP 404 without a content-type, not gRPC"},
+        NonGrpcAnswer{429, "application/grpc", "", 14, "upstream answered HTTP 429, not gRPC"},
+        NonGrpcAnswer{200, "text/html", "<html>hello</html>", 2,
+                      "upstream answered HTTP 200 with content-type text/html, not gRPC"}),
+    [](const ::testing::TestParamInfo<NonGrpcAnswer>& info) {
+      return "Http" + std::to_string(info.param.http_status) +
+             (info.param.body.empty() ? "HeadersOnly" : "WithBody");
+    });
+
+// Answered trailers-only with the mapped status, its body never forwarded; the route retries
+// UNAVAILABLE, so the 503s and the 429 get a second attempt (answered the same) and the others
+// do not.
+TEST_P(UpstreamNonGrpcAnswer, IsAnsweredWithTheMappedGrpcStatus) {
+  const NonGrpcAnswer& answer = GetParam();
+  RefusingUpstreamOptions options;
+  options.http_status = answer.http_status;
+  options.http_content_type = answer.content_type;
+  options.http_body = answer.body;
+  RefusingUpstream upstream(options);
+  ASSERT_NE(upstream.port(), 0) << upstream.error();
+  SkiffProcess skiff(
+      config_with(upstream, "        retry: { max_attempts: 2, on: [unavailable] }\n"));
+  H2Client client(skiff.port());
+  StreamResult r = client.call(grpc_request_headers(kUnaryPath), unary_request_body("x"));
+  ASSERT_TRUE(r.closed) << client.error() << "; " << r.describe();
+  EXPECT_TRUE(r.trailers_only()) << r.describe();
+  EXPECT_EQ(r.header(":status"), "200") << r.describe();
+  EXPECT_EQ(r.grpc_status(), answer.grpc_status) << r.describe();
+  EXPECT_EQ(r.trailer("grpc-message"), answer.message) << r.describe();
+  EXPECT_TRUE(r.body.empty()) << r.describe();
+  EXPECT_EQ(upstream.stats().seen, answer.grpc_status == 14 ? 2 : 1) << upstream.describe();
 }
 
 }  // namespace
