@@ -93,7 +93,6 @@ void ServerSession::begin() {
                                         static_cast<int32_t>(limits_.initial_connection_window));
   transport_->read_start();
   begun_ = true;
-  if (draining_) submit_drain();  // drain started during the TLS handshake
   schedule_flush();
 }
 
@@ -166,8 +165,10 @@ void ServerSession::check_stream_flush(ServerStream& stream, uint64_t now_ms) {
 void ServerSession::start_drain() {
   if (draining_ || closed()) return;
   draining_ = true;
-  // Before begin() (TLS handshake running) the SETTINGS frame must still come first.
-  if (begun_) submit_drain();
+  // Mid-handshake nothing is in flight, and the 10 s handshake timeout would hold the drain:
+  // the client connects again, elsewhere.
+  if (!begun_) return close("draining during the TLS handshake");
+  submit_drain();
 }
 
 void ServerSession::submit_drain() {

@@ -34,6 +34,18 @@ base::Result<int> open_listen_socket(const SocketAddress& address, int backlog) 
   return fd;
 }
 
+base::Result<void> check_address_free(const SocketAddress& address) {
+  int fd = socket(address.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return base::fail(std::string("socket: ") + std::strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // TIME_WAIT is no owner
+  const bool bound = bind(fd, address.get(), address.length) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!bound) return base::fail("bind " + address.to_string() + ": " + std::strerror(err));
+  return {};
+}
+
 struct Listener::Box {
   uv_tcp_t handle{};
   std::function<void(uv_stream_t*)> on_connection;

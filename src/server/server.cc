@@ -521,6 +521,12 @@ int run(const Options& options) {
       return kExitConfigError;
     }
     net::SocketAddress address = addresses->front();
+    if (address.port() != 0) {
+      if (auto free = net::check_address_free(address); !free) {
+        std::fprintf(stderr, "listener \"%s\": %s\n", l.name.c_str(), free.error().message.c_str());
+        return kExitRuntimeError;
+      }
+    }
     for (uint32_t w = 0; w < n_workers; ++w) {
       auto fd = net::open_listen_socket(address);
       if (!fd) {

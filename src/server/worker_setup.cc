@@ -64,6 +64,7 @@ void WorkerSetup::on_connection(size_t listener, uv_stream_t* server) {
   auto session = std::make_unique<h2::ServerSession>(worker_, snapshot_->limits,
                                                      std::move(transport), *factories_[listener]);
   if (!session->start(server)) return;  // accept failed (peer gone, EMFILE): nothing to undo
+  SKIFF_LOG(kDebug) << "connection from " << session->peer_address() << " accepted";
   session->set_stats(stats);
   session->set_on_closed([this](h2::Session* closed) {
     auto it = sessions_.find(closed);
@@ -73,27 +74,32 @@ void WorkerSetup::on_connection(size_t listener, uv_stream_t* server) {
     if (draining_) maybe_finish();
     if (sessions_.empty() && trim_timer_) trim_timer_->start(kTrimAfterIdle);
   });
-  h2::Session* key = session.get();
-  if (draining_) session->start_drain();
+  h2::ServerSession* key = session.get();
   trim_timer_->stop();
   sessions_.emplace(key, std::move(session));
+  if (draining_) key->start_drain();  // may close it (mid-handshake): it is in the map by now
 }
 
 void WorkerSetup::drain() {
   if (draining_) return;
   draining_ = true;
   listeners_.clear();  // closes the sockets: no new connections
-  for (auto& [key, session] : sessions_) session->start_drain();
+  // start_drain may close a session (mid-handshake), which takes it out of the map.
+  for (h2::ServerSession* s : open_sessions()) s->start_drain();
   maybe_finish();
 }
 
 void WorkerSetup::force_close() {
   draining_ = true;
   listeners_.clear();
-  std::vector<h2::ServerSession*> open;
-  for (auto& [key, session] : sessions_) open.push_back(session.get());
-  for (h2::ServerSession* s : open) s->close("drain timeout");
+  for (h2::ServerSession* s : open_sessions()) s->close("drain timeout");
   maybe_finish();
+}
+
+std::vector<h2::ServerSession*> WorkerSetup::open_sessions() const {
+  std::vector<h2::ServerSession*> open;
+  for (const auto& [key, session] : sessions_) open.push_back(session.get());
+  return open;
 }
 
 void WorkerSetup::maybe_finish() {

@@ -40,6 +40,8 @@ class WorkerSetup {
  private:
   void on_connection(size_t listener, uv_stream_t* server);
   void maybe_finish();
+  // A copy of the sessions' pointers, for walks whose steps may close (and so unmap) them.
+  std::vector<h2::ServerSession*> open_sessions() const;
 
   net::Worker& worker_;
   std::shared_ptr<const proxy::Snapshot> snapshot_;

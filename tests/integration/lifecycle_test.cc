@@ -261,5 +261,23 @@ TEST(Config, CheckConfigGood_Exit0) {
   EXPECT_EQ(r.err.find("listening on"), std::string::npos) << "--check-config must not serve";
 }
 
+// A second skiff on a port the first one serves exits 1 ("address in use") instead of quietly
+// sharing it through SO_REUSEPORT and taking half of the connections.
+TEST(Lifecycle, ListenerPortServedByAnotherSkiff_Exit1) {
+  TestMesh mesh;
+  mesh.server().skiff();
+  TempDir dir;
+  std::string text = config_text("1s", "backend");
+  text.replace(text.find("127.0.0.1:0"), 11, mesh.proxy().address());
+  RunResult r = run_skiff({"--config", dir.write("second.yaml", text)});
+  EXPECT_EQ(r.status.code(), 1) << r.status.to_string() << "\n" << r.err;
+  EXPECT_NE(r.err.find("listener \"outbound\": bind " + mesh.proxy().address() +
+                       ": Address already in use"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("listening on"), std::string::npos) << r.err;
+  EXPECT_TRUE(mesh.proxy().process().running()) << "the first skiff was disturbed";
+}
+
 }  // namespace
 }  // namespace skiff::it

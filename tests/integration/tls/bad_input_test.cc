@@ -299,5 +299,52 @@ TEST_F(InboundMtlsBadInput, StalledHandshakeIsClosedAfterTenSeconds) {
   }
 }
 
+// A connection still in its TLS handshake has nothing in flight: a drain closes it at once
+// instead of waiting out the 10 s handshake timeout (drain_timeout here is 20 s).
+TEST(InboundTlsDrain, AStalledHandshakeDoesNotHoldTheDrain) {
+  TempDir dir;
+  TestCa ca;
+  auto [cert, key] = write_pem(dir, "users", ca.svid(kUsersId));
+  std::ostringstream y;
+  y << "workers: 1\n"
+    << "drain_timeout: 20s\n"
+    << "listeners:\n"
+    << "  - name: inbound\n"
+    << "    address: 127.0.0.1:0\n"
+    << "    tls: { cert: " << cert << ", key: " << key << " }\n"
+    << "    routes:\n"
+    << "      - match: {}\n"
+    << "        cluster: backend\n"
+    << "clusters:\n"
+    << "  - name: backend\n"
+    << "    endpoints: [ \"127.0.0.1:1\" ]\n";
+  SkiffOptions options;
+  options.listeners = {"inbound"};
+  options.log_level = "debug";
+  SkiffProcess skiff(y.str(), options);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(skiff.port("inbound")));
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string partial("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+  ASSERT_EQ(::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL), 11);
+  // skiff has the connection (its handshake has begun) before the signal.
+  ASSERT_TRUE(skiff.process().wait_for_stderr(
+      [](const std::string& err) { return err.find(" accepted") != std::string::npos; },
+      Millis(10'000)))
+      << skiff.process().err();
+  const auto start = std::chrono::steady_clock::now();
+  ExitStatus exit = skiff.terminate(Millis(30'000));
+  const auto took = std::chrono::steady_clock::now() - start;
+  ::close(fd);
+  EXPECT_EQ(exit.code(), 0) << exit.to_string();
+  EXPECT_LT(took, std::chrono::seconds(5)) << "the drain waited for the handshake";
+  EXPECT_NE(skiff.process().err().find("draining during the TLS handshake"), std::string::npos)
+      << skiff.process().err();
+}
+
 }  // namespace
 }  // namespace skiff::it::tls
