@@ -1,11 +1,18 @@
 // AdminServer: civetweb request routing for the admin endpoints.
 #include "admin/admin_server.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <string_view>
+#include <thread>
 
 #include "base/log.h"
 
@@ -38,6 +45,29 @@ constexpr std::string_view kIndex =
     "  GET  /config    the effective configuration (JSON)\n"
     "  GET  /clusters  clusters, endpoints, breakers (JSON)\n"
     "  POST /drain     stop accepting, finish in-flight calls, exit\n";
+
+// One TCP connect to |host|:|port| (numeric), closed at once; errors are ignored.
+void connect_and_close(const std::string& host, uint16_t port) {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  if (auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+      inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    length = sizeof(sockaddr_in);
+  } else if (auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+             inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    length = sizeof(sockaddr_in6);
+  } else {
+    return;
+  }
+  int fd = socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  (void)connect(fd, reinterpret_cast<sockaddr*>(&storage), length);
+  ::close(fd);
+}
 
 }  // namespace
 
@@ -74,11 +104,25 @@ base::Result<std::unique_ptr<AdminServer>> AdminServer::start(const std::string&
   const int bound_port = n > 0 ? ports[0].port : port;
   server->address_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
                      std::to_string(bound_port);
+  server->wake_host_ = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host;
+  server->wake_port_ = static_cast<uint16_t>(bound_port);
   return server;
 }
 
 AdminServer::~AdminServer() {
-  if (ctx_ != nullptr) mg_stop(ctx_);
+  if (ctx_ == nullptr) return;
+  // civetweb's listener thread sees mg_stop() only when its poll() returns: up to 2 s without a
+  // connection, on every shutdown. Connections wake it.
+  std::atomic<bool> stopped{false};
+  std::thread wake([this, &stopped] {
+    while (!stopped.load()) {
+      connect_and_close(wake_host_, wake_port_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  mg_stop(ctx_);
+  stopped.store(true);
+  wake.join();
 }
 
 int AdminServer::on_request(mg_connection* conn, void* self) {

@@ -48,6 +48,9 @@ class AdminServer {
   Handlers handlers_;
   mg_context* ctx_ = nullptr;
   std::string address_;
+  // Where a connect reaches the listener (loopback for a wildcard host), to wake it on stop.
+  std::string wake_host_;
+  uint16_t wake_port_ = 0;
 };
 
 }  // namespace skiff::admin

@@ -230,14 +230,19 @@ bool SpanExporter::submit(CallRecord record) {
 }
 
 void SpanExporter::stop() {
-  stopping_.store(true, std::memory_order_relaxed);
+  const auto by = std::chrono::steady_clock::now() + kStopBudget;
+  stop_by_ns_.store(by.time_since_epoch().count(), std::memory_order_relaxed);
+  stopping_.store(true, std::memory_order_release);
   queue_.stop();
 }
 
 void SpanExporter::send(std::vector<CallRecord>& batch) {
-  if (failing_ && stopping_.load(std::memory_order_relaxed)) {
-    // Shutting down with the collector unreachable: one more timeout per batch would hold the
-    // exit for minutes with a full queue. Count the rest as failed instead.
+  if (stopping_.load(std::memory_order_acquire) &&
+      (failing_ || std::chrono::steady_clock::now().time_since_epoch().count() >
+                       stop_by_ns_.load(std::memory_order_relaxed))) {
+    // Shutting down with the collector unreachable, or past the flush's budget: one more
+    // timeout per batch would hold the exit for minutes with a full queue. Count the rest as
+    // failed instead.
     failed_.fetch_add(batch.size(), std::memory_order_relaxed);
     return;
   }

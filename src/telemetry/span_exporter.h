@@ -43,7 +43,10 @@ class SpanExporter {
   // Any thread. Queues the call's span if it has one to export (sampled, with a trace and span
   // id); returns false if it has none (not counted) or the queue is full (counted in dropped()).
   bool submit(CallRecord record);
-  // Exports what is queued, then joins the background thread. Idempotent.
+  // Exports what is queued, for at most kStopBudget (a slow collector must not hold the
+  // process's exit past its grace period; the rest count as failed), then joins the background
+  // thread. Idempotent.
+  static constexpr std::chrono::milliseconds kStopBudget{2000};
   void stop();
 
   uint64_t exported() const { return exported_.load(std::memory_order_relaxed); }
@@ -60,7 +63,8 @@ class SpanExporter {
   std::atomic<uint64_t> exported_{0};
   std::atomic<uint64_t> failed_{0};
   bool failing_ = false;  // background thread only: the last batch failed (logs transitions)
-  std::atomic<bool> stopping_{false};  // stop() was called: don't wait on a failing collector
+  std::atomic<bool> stopping_{false};   // stop() was called: don't wait on a failing collector
+  std::atomic<int64_t> stop_by_ns_{0};  // steady-clock deadline of the flush stop() allows
   std::unique_ptr<Http> http_;
   BackgroundQueue<CallRecord> queue_;  // last: its thread uses the members above
 };

@@ -176,10 +176,11 @@ void connect_and_close(int port) {
 }
 
 // A Zipkin stand-in: civetweb on 127.0.0.1 with an ephemeral port, answering |status| to every
-// POST /api/v2/spans and remembering what it got.
+// POST /api/v2/spans (|delay| after reading it) and remembering what it got.
 class Collector {
  public:
-  explicit Collector(int status = 202) : status_(status) {
+  explicit Collector(int status = 202, std::chrono::milliseconds delay = 0ms)
+      : status_(status), delay_(delay) {
     const char* options[] = {"listening_ports", "127.0.0.1:0", "num_threads", "2", nullptr};
     mg_callbacks callbacks{};
     ctx_ = mg_start(&callbacks, nullptr, options);
@@ -251,12 +252,14 @@ class Collector {
         }
       }
     }
+    std::this_thread::sleep_for(delay_);  // a slow collector (this is its behaviour, no wait)
     mg_printf(conn, "HTTP/1.1 %d Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
               status_);
     return status_;
   }
 
   const int status_;
+  const std::chrono::milliseconds delay_;
   mg_context* ctx_ = nullptr;
   int port_ = 0;
   std::mutex mu_;
@@ -320,6 +323,22 @@ TEST(SpanExporter, DestructorExportsWhatIsQueued) {
     for (int i = 0; i < 5; ++i) EXPECT_TRUE(exporter.submit(sampled_record(i)));
   }
   EXPECT_EQ(collector.span_count(), 5u);
+}
+
+// A slow collector does not hold the exit: stop() flushes for SpanExporter::kStopBudget, and
+// what is left counts as failed. Sent one by one at 1 s each, the 10 spans would take 10 s.
+TEST(SpanExporter, StopFlushesWithinItsBudget) {
+  Collector collector(/*status=*/202, /*delay=*/1000ms);
+  ASSERT_TRUE(collector.running());
+  SpanExporter exporter(SpanExporterOptions{
+      .url = collector.url(), .max_batch = 1, .flush_interval = std::chrono::hours(1)});
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(exporter.submit(sampled_record(i)));
+  const auto start = std::chrono::steady_clock::now();
+  exporter.stop();
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(exporter.exported() + exporter.failed(), 10u);
+  EXPECT_GE(exporter.failed(), 1u) << "every span was sent: the budget did not apply";
+  EXPECT_LT(took, 7s) << "stop() waited for the whole queue";
 }
 
 TEST(SpanExporter, RefusedBatchesCountAsFailed) {
