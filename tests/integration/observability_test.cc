@@ -3,7 +3,6 @@
 // :paths, and a real Prometheus (/usr/bin/prometheus) scraping skiff and answering PromQL with
 // the exact counts.
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -30,6 +29,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "http_client.h"
 
 namespace skiff::it {
 namespace {
@@ -44,65 +44,6 @@ constexpr Millis kCallDeadline(20'000);
 constexpr Millis kObserveTimeout(10'000);  // "it eventually happens" on a loaded machine
 constexpr const char* kService = "skiff.testing.TestService";
 constexpr const char* kPrometheusBinary = "/usr/bin/prometheus";
-
-// ---------------------------------------------------------------------------------------------
-// HTTP/1.1 over libcurl.
-
-struct HttpResponse {
-  long status = 0;           // 0: no HTTP response (connection refused, timeout, ...)
-  std::string body;          // or curl's error message when status is 0
-  std::string content_type;  // the Content-Type header, if any
-};
-
-std::ostream& operator<<(std::ostream& os, const HttpResponse& r) {
-  return os << "HTTP " << r.status << " [" << r.content_type << "] " << r.body;
-}
-
-HttpResponse http_request(const std::string& method, const std::string& url,
-                          Millis timeout = Millis(10'000)) {
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  HttpResponse r;
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) {
-    r.body = "curl_easy_init failed";
-    return r;
-  }
-  char error[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");  // loopback only, whatever the environment says
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-  if (method == "POST") {
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, 0L);
-  } else if (method != "GET") {
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
-  }
-  curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* out) {
-        static_cast<std::string*>(out)->append(data, size * n);
-        return size * n;
-      });
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
-  const CURLcode rc = curl_easy_perform(curl);
-  if (rc == CURLE_OK) {
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-    char* type = nullptr;
-    curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
-    if (type != nullptr) r.content_type = type;
-  } else {
-    r.status = 0;
-    r.body = std::string(curl_easy_strerror(rc)) + ": " + error;
-  }
-  curl_easy_cleanup(curl);
-  return r;
-}
-
-HttpResponse http_get(const std::string& url) { return http_request("GET", url); }
-HttpResponse http_post(const std::string& url) { return http_request("POST", url); }
 
 std::string url_escape(const std::string& s) {
   std::string out;

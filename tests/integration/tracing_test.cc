@@ -5,7 +5,6 @@
 // untouched without a `tracing` block.
 #include <arpa/inet.h>
 #include <civetweb.h>
-#include <curl/curl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -29,6 +28,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "http_client.h"
 
 namespace skiff::it {
 namespace {
@@ -287,33 +287,11 @@ std::string trace_id_for(int n) {
   return buf;
 }
 
-// HTTP GET over libcurl (loopback: no proxy whatever the environment says); the body, or "".
-std::string http_get(const std::string& url) {
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  std::string body;
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) return body;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10'000L);
-  curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* out) {
-        static_cast<std::string*>(out)->append(data, size * n);
-        return size * n;
-      });
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  long status = 0;
-  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
-  EXPECT_EQ(status, 200) << url << ": " << body;
-  return status == 200 ? body : "";
-}
-
 // The value of the unlabelled sample |name| in skiff's /metrics; nullopt if absent.
 std::optional<double> metric(const SkiffProcess& skiff, const std::string& name) {
-  std::istringstream text(http_get("http://" + skiff.address("admin") + "/metrics"));
+  const HttpResponse r = http_get("http://" + skiff.address("admin") + "/metrics");
+  EXPECT_EQ(r.status, 200) << r;
+  std::istringstream text(r.status == 200 ? r.body : "");
   for (std::string line; std::getline(text, line);) {
     if (line.starts_with(name + " ")) return std::stod(line.substr(name.size() + 1));
   }

@@ -167,10 +167,9 @@ TEST_F(FlushTimeout, ASlowButSteadyReaderOfALiveStreamIsLeftAlone) {
   EXPECT_GE(frames, 10) << "the reader was not steady";
   ASSERT_EQ(client.send(rst_stream_frame(1, NGHTTP2_CANCEL)), Socket::Io::kOk);
   EXPECT_TRUE(upstream_.wait_for_finished(1, kWaitTimeout)) << "upstream call not cancelled";
-  const std::optional<std::string> metrics =
-      http_get("http://" + skiff_->address("admin") + "/metrics");
-  ASSERT_TRUE(metrics) << "no /metrics";
-  EXPECT_EQ(metric_value(*metrics, "skiff_downstream_flush_timeouts_total"), 0) << *metrics;
+  const HttpResponse metrics = http_get("http://" + skiff_->address("admin") + "/metrics");
+  ASSERT_EQ(metrics.status, 200) << metrics;
+  EXPECT_EQ(metric_value(metrics.body, "skiff_downstream_flush_timeouts_total"), 0) << metrics;
 }
 
 // 9517-style: the client opens every window but stops reading its socket. skiff's queued bytes

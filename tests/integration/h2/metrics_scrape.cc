@@ -1,36 +1,10 @@
 // Reading skiff's admin /metrics from frame-level tests.
 #include "metrics_scrape.h"
 
-#include <curl/curl.h>
-
-#include <mutex>
 #include <sstream>
 #include <thread>
 
 namespace skiff::it::h2 {
-
-std::optional<std::string> http_get(const std::string& url) {
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) return std::nullopt;
-  std::string body;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5'000L);
-  curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* out) {
-        static_cast<std::string*>(out)->append(data, size * n);
-        return size * n;
-      });
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  long status = 0;
-  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
-  if (status != 200) return std::nullopt;
-  return body;
-}
 
 std::optional<double> metric_value(const std::string& metrics, std::string_view family,
                                    std::initializer_list<std::string_view> labels) {
@@ -54,7 +28,8 @@ bool metrics_until(const SkiffProcess& skiff, const std::function<bool(const std
   const auto deadline = Clock::now() + timeout;
   const std::string url = "http://" + skiff.address("admin") + "/metrics";
   for (;;) {
-    last = http_get(url).value_or("");
+    const HttpResponse r = http_get(url);
+    last = r.status == 200 ? r.body : "";
     if (pred(last)) return true;
     if (Clock::now() >= deadline) return false;
     std::this_thread::sleep_for(Millis(50));

@@ -1,5 +1,5 @@
-// Reading skiff's admin /metrics from frame-level tests: a plain GET, one sample's value, and a
-// bounded poll until the scrape shows what a test waits for.
+// Reading skiff's admin /metrics from frame-level tests (the GET itself: http_client.h): one
+// sample's value, and a bounded poll until the scrape shows what a test waits for.
 #pragma once
 
 #include <functional>
@@ -9,12 +9,10 @@
 #include <string_view>
 
 #include "harness.h"
+#include "http_client.h"
 #include "raw_h2_client.h"
 
 namespace skiff::it::h2 {
-
-// GET over libcurl: the body, or nullopt unless HTTP 200.
-std::optional<std::string> http_get(const std::string& url);
 
 // The value of the first sample of |family| whose labels contain every one of |labels| (each
 // written as in the exposition, e.g. `cluster="backend"`), if there is one.
