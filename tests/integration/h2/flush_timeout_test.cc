@@ -40,6 +40,23 @@ class FlushTimeout : public H2Test {
            data_frame(id, grpc_message(req.SerializeAsString()), NGHTTP2_FLAG_END_STREAM);
   }
 
+  // Connects |client| and has skiff apply |window| as the initial window of every stream it
+  // sends on (SETTINGS, ACKed). Empty on success, else why not.
+  static std::string start_with_window(RawH2Client& client, uint32_t window) {
+    if (!client.connected()) return "not connected: " + client.error();
+    if (std::string failed = client.handshake(); !failed.empty()) return failed;
+    if (client.send(settings_frame({{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window}})) !=
+        Socket::Io::kOk) {
+      return "SETTINGS not sent";
+    }
+    const bool acked = client
+                           .wait_for([](const Frame& f) {
+                             return f.type == NGHTTP2_SETTINGS && f.has(NGHTTP2_FLAG_ACK);
+                           })
+                           .has_value();
+    return acked ? "" : "SETTINGS not acknowledged";
+  }
+
   // skiff_downstream_flush_timeouts_total reaches |n|.
   ::testing::AssertionResult flush_timeouts_reach(double n) {
     std::string last;
@@ -75,12 +92,7 @@ size_t data_bytes(const RawH2Client& client, int32_t id) {
 // the upstream call cancelled; the connection itself stays up.
 TEST_F(FlushTimeout, AStreamWhoseWindowStaysShutIsResetAndItsUpstreamCancelled) {
   RawH2Client client(port());
-  ASSERT_TRUE(client.connected()) << client.error();
-  ASSERT_EQ(client.handshake(), "");
-  ASSERT_EQ(client.send(settings_frame({{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0}})),
-            Socket::Io::kOk);
-  ASSERT_TRUE(client.wait_for(
-      [](const Frame& f) { return f.type == NGHTTP2_SETTINGS && f.has(NGHTTP2_FLAG_ACK); }));
+  ASSERT_EQ(start_with_window(client, 0), "");
   // 500 messages 20 ms apart: the upstream would stream for 10 s.
   const auto sent = Clock::now();
   ASSERT_EQ(client.send(request(1, kServerStreamPath, 500, 1024, 20)), Socket::Io::kOk);
@@ -107,12 +119,7 @@ TEST_F(FlushTimeout, AStreamWhoseWindowStaysShutIsResetAndItsUpstreamCancelled) 
 // about one timeout later.
 TEST_F(FlushTimeout, AResponseDribbledOutAfterTheUpstreamFinishedIsReset) {
   RawH2Client client(port());
-  ASSERT_TRUE(client.connected()) << client.error();
-  ASSERT_EQ(client.handshake(), "");
-  ASSERT_EQ(client.send(settings_frame({{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 100}})),
-            Socket::Io::kOk);
-  ASSERT_TRUE(client.wait_for(
-      [](const Frame& f) { return f.type == NGHTTP2_SETTINGS && f.has(NGHTTP2_FLAG_ACK); }));
+  ASSERT_EQ(start_with_window(client, 100), "");
   ASSERT_EQ(client.send(request(1, kServerStreamPath, 1, 64 * 1024)), Socket::Io::kOk);
   ASSERT_TRUE(upstream_.wait_for_finished(1, kWaitTimeout)) << "the upstream did not finish";
   // Each DATA frame (100 bytes) is answered with 100 more bytes of window, at most 200 times
@@ -143,12 +150,7 @@ TEST_F(FlushTimeout, AResponseDribbledOutAfterTheUpstreamFinishedIsReset) {
 // reset; then the client cancels, and the upstream call (20 s long) ends with it.
 TEST_F(FlushTimeout, ASlowButSteadyReaderOfALiveStreamIsLeftAlone) {
   RawH2Client client(port());
-  ASSERT_TRUE(client.connected()) << client.error();
-  ASSERT_EQ(client.handshake(), "");
-  ASSERT_EQ(client.send(settings_frame({{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1000}})),
-            Socket::Io::kOk);
-  ASSERT_TRUE(client.wait_for(
-      [](const Frame& f) { return f.type == NGHTTP2_SETTINGS && f.has(NGHTTP2_FLAG_ACK); }));
+  ASSERT_EQ(start_with_window(client, 1000), "");
   ASSERT_EQ(client.send(request(1, kServerStreamPath, 1000, 1000, 20)), Socket::Io::kOk);
   const auto until = Clock::now() + 7 * kFlushTimeout / 2;
   int frames = 0;

@@ -26,6 +26,17 @@ std::string config_with(const RefusingUpstream& upstream, const std::string& rou
   return h2_test_config(upstream.address(), "", route_keys);
 }
 
+// One unary call through a fresh skiff whose route to |upstream| has |route_keys|. If it did not
+// finish, the result's |closed| is false and |why| says why.
+StreamResult unary_through(const RefusingUpstream& upstream, const std::string& route_keys,
+                           std::string& why) {
+  SkiffProcess skiff(config_with(upstream, route_keys));
+  H2Client client(skiff.port());
+  StreamResult r = client.call(grpc_request_headers(kUnaryPath), unary_request_body("x"));
+  why = client.error();
+  return r;
+}
+
 bool ends_stream_1(const Frame& f) {
   return f.stream_id == 1 && ((f.type == NGHTTP2_HEADERS && f.has(NGHTTP2_FLAG_END_STREAM)) ||
                               f.type == NGHTTP2_RST_STREAM);
@@ -96,11 +107,10 @@ TEST(UpstreamAnswer, APeerSkiffsRejectionIsForwardedNotRetried) {
   options.refuse_skiff_rejected = "circuit-open";
   RefusingUpstream upstream(options);
   ASSERT_NE(upstream.port(), 0) << upstream.error();
-  SkiffProcess skiff(
-      config_with(upstream, "        retry: { max_attempts: 3, on: [unavailable] }\n"));
-  H2Client client(skiff.port());
-  StreamResult r = client.call(grpc_request_headers(kUnaryPath), unary_request_body("x"));
-  ASSERT_TRUE(r.closed) << client.error() << "; " << r.describe();
+  std::string why;
+  StreamResult r =
+      unary_through(upstream, "        retry: { max_attempts: 3, on: [unavailable] }\n", why);
+  ASSERT_TRUE(r.closed) << why << "; " << r.describe();
   EXPECT_TRUE(r.trailers_only()) << r.describe();
   EXPECT_EQ(r.grpc_status(), 14) << r.describe();
   EXPECT_EQ(r.trailer("skiff-rejected"), "circuit-open") << r.describe();
@@ -117,11 +127,9 @@ void check_truncated_answer_is_not_ok(const std::string& route_keys) {
   options.declared_message_bytes = static_cast<uint32_t>(options.response_message.size() + 100);
   RefusingUpstream upstream(options);
   ASSERT_NE(upstream.port(), 0) << upstream.error();
-  SkiffProcess skiff(config_with(upstream, route_keys));
-
-  H2Client client(skiff.port());
-  StreamResult r = client.call(grpc_request_headers(kUnaryPath), unary_request_body("x"));
-  ASSERT_TRUE(r.closed) << client.error() << "; " << r.describe();
+  std::string why;
+  StreamResult r = unary_through(upstream, route_keys, why);
+  ASSERT_TRUE(r.closed) << why << "; " << r.describe();
   EXPECT_EQ(r.grpc_status(), std::nullopt) << r.describe();
   EXPECT_EQ(r.reset_code, NGHTTP2_INTERNAL_ERROR) << r.describe();
   EXPECT_EQ(upstream.stats().answered, 1) << upstream.describe();
@@ -141,10 +149,9 @@ TEST(UpstreamAnswer, AnAnswerWithoutTrailersEndsWithInternal) {
   options.omit_trailers = true;
   RefusingUpstream upstream(options);
   ASSERT_NE(upstream.port(), 0) << upstream.error();
-  SkiffProcess skiff(config_with(upstream, ""));
-  H2Client client(skiff.port());
-  StreamResult r = client.call(grpc_request_headers(kUnaryPath), unary_request_body("x"));
-  ASSERT_TRUE(r.closed) << client.error() << "; " << r.describe();
+  std::string why;
+  StreamResult r = unary_through(upstream, "", why);
+  ASSERT_TRUE(r.closed) << why << "; " << r.describe();
   EXPECT_NE(r.body.find("no trailers follow"), std::string::npos) << r.describe();
   EXPECT_EQ(r.grpc_status(), 13) << r.describe();
   EXPECT_EQ(r.trailer("grpc-message"), "upstream ended the response without trailers")
@@ -157,10 +164,9 @@ TEST(UpstreamAnswer, AnInterimResponseIsSkipped) {
   options.interim_status = "103";
   RefusingUpstream upstream(options);
   ASSERT_NE(upstream.port(), 0) << upstream.error();
-  SkiffProcess skiff(config_with(upstream, ""));
-  H2Client client(skiff.port());
-  StreamResult r = client.call(grpc_request_headers(kUnaryPath), unary_request_body("x"));
-  ASSERT_TRUE(r.closed) << client.error() << "; " << r.describe();
+  std::string why;
+  StreamResult r = unary_through(upstream, "", why);
+  ASSERT_TRUE(r.closed) << why << "; " << r.describe();
   EXPECT_EQ(r.header(":status"), "200") << r.describe();
   EXPECT_NE(r.body.find("the real answer"), std::string::npos) << r.describe();
   EXPECT_EQ(r.grpc_status(), 0) << r.describe();
@@ -208,11 +214,10 @@ TEST_P(UpstreamNonGrpcAnswer, IsAnsweredWithTheMappedGrpcStatus) {
   options.http_body = answer.body;
   RefusingUpstream upstream(options);
   ASSERT_NE(upstream.port(), 0) << upstream.error();
-  SkiffProcess skiff(
-      config_with(upstream, "        retry: { max_attempts: 2, on: [unavailable] }\n"));
-  H2Client client(skiff.port());
-  StreamResult r = client.call(grpc_request_headers(kUnaryPath), unary_request_body("x"));
-  ASSERT_TRUE(r.closed) << client.error() << "; " << r.describe();
+  std::string why;
+  StreamResult r =
+      unary_through(upstream, "        retry: { max_attempts: 2, on: [unavailable] }\n", why);
+  ASSERT_TRUE(r.closed) << why << "; " << r.describe();
   EXPECT_TRUE(r.trailers_only()) << r.describe();
   EXPECT_EQ(r.header(":status"), "200") << r.describe();
   EXPECT_EQ(r.grpc_status(), answer.grpc_status) << r.describe();
