@@ -52,22 +52,32 @@ void append_hex(String& out, uint64_t v, int digits) {
   out.append(all + 16 - digits, static_cast<size_t>(digits));
 }
 
-int hex_value(char c, bool allow_upper) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (allow_upper && c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// Each byte's hex digit value: 0-15 for '0'-'9' and 'a'-'f', that value plus kUpper for 'A'-'F',
+// kNotHex for anything else. Ids are parsed on every traced call (about 50 digits of a
+// traceparent): a lookup per digit, and one check per id, not per digit.
+constexpr uint8_t kUpper = 0x40;
+constexpr uint8_t kNotHex = 0x80;
+constexpr std::array<uint8_t, 256> kHexDigit = [] {
+  std::array<uint8_t, 256> t{};
+  t.fill(kNotHex);
+  for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<uint8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<uint8_t>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c) t[c] = static_cast<uint8_t>((c - 'A' + 10) | kUpper);
+  return t;
+}();
 
 // Parses 1..16 hex digits (nothing else) into |out|.
 bool parse_hex64(std::string_view s, bool allow_upper, uint64_t& out) {
   if (s.empty() || s.size() > 16) return false;
   uint64_t v = 0;
+  uint8_t seen = 0;  // the flags of every digit
   for (char c : s) {
-    int d = hex_value(c, allow_upper);
-    if (d < 0) return false;
-    v = (v << 4) | static_cast<uint64_t>(d);
+    const uint8_t d = kHexDigit[static_cast<unsigned char>(c)];
+    seen |= d;
+    v = (v << 4) | (d & 0x0f);
   }
+  const uint8_t rejected = allow_upper ? kNotHex : (kNotHex | kUpper);
+  if ((seen & rejected) != 0) return false;
   out = v;
   return true;
 }

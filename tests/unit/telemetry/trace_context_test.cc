@@ -184,6 +184,8 @@ INSTANTIATE_TEST_SUITE_P(
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7_01",
         "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\x01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\xb1",  // a byte above 0x7f
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-\3010f067aa0ba902b7-01",  // octal 301
         // Future version: anything after the flags must start with '-'.
         "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.what-the-future-will-be-like",
         "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
@@ -379,7 +381,8 @@ INSTANTIATE_TEST_SUITE_P(
                     "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1-zzzzzzzzzzzzzzzz",
                     "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1-1234567890abcdef-x",
                     "4bf92f3577b34da6a3ce929d0e0e4736-0x0067aa0ba902b7-1",
-                    "4bf92f3577b34da6+3ce929d0e0e4736-00f067aa0ba902b7-1"));
+                    "4bf92f3577b34da6+3ce929d0e0e4736-00f067aa0ba902b7-1",
+                    "4bf92f3577b34da6\3013ce929d0e0e4736-00f067aa0ba902b7-1"));
 
 // --- B3 multi --------------------------------------------------------------------------------
 
