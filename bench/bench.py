@@ -77,6 +77,9 @@ SCENARIOS = [
     dict(name="grpc-bidi", title="grpc++ bidi streaming through each target, grpc++ echo server: "
          "throughput with 32 streams x 32 messages in flight, then ping-pong (1 stream, 1 "
          "message in flight); 64 B messages", grpc=True, size=64, streams=32, window=32),
+    dict(name="grpc-1m", title="grpc++ bidi streaming, 1 MiB messages (4 streams x 4 messages in "
+         "flight, then ping-pong), grpc++ echo server; skiff with the bar's features on",
+         grpc=True, size=1 << 20, streams=4, window=4, shared_direct=True, bar=True),
 ]
 
 PROCS = []  # every process we started: subprocess.Popen
@@ -707,15 +710,23 @@ def run_grpc_scenario(sc, work):
     d_port = int(wait_log(direct, r"listening on [\d.]+:(\d+)").group(1))
     echo = start([GRPC_LOAD, "serve"], LOAD_CPUS, os.path.join(work, "echo.log"))
     e_port = int(wait_log(echo, r"listening on [\d.]+:(\d+)").group(1))
-    cfg = skiff_config(work, "skiff-grpc", e_port)
-    s, s_port, s_argv = start_skiff(work, "skiff-grpc", SUT_CPUS, cfg)
-    n_p, n_port, n_argv = start_nghttpx(work, "nghttpx-grpc", SUT_CPUS, e_port)
-    targets = [("direct", d_port, [direct], [direct.cmd]),
-               ("skiff", s_port, [s], [s_argv]),
-               ("nghttpx", n_port, [n_p], [n_argv])]
+    bar = sc.get("bar")
+    cfg = skiff_config(work, f"skiff-{sc['name']}", e_port, timeout=BAR_TIMEOUT if bar else None,
+                       top_lines=BAR_TOP if bar else ())
+    s, s_port, s_argv = start_skiff(work, f"skiff-{sc['name']}", SUT_CPUS, cfg)
+    n_p, n_port, n_argv = start_nghttpx(work, f"nghttpx-{sc['name']}", SUT_CPUS, e_port)
+    # (name, label, port, processes measured, commands)
+    targets = [("direct", "direct", d_port, [direct], [direct.cmd])]
+    if sc.get("shared_direct"):
+        # The echo server the proxies forward to, called directly: client and server share the
+        # load core exactly as in the proxy runs (the payload scenarios' baseline, see Method).
+        targets.append(("direct-1core", "direct, endpoints on one core", e_port, [echo],
+                        [echo.cmd]))
+    targets += [("skiff", "skiff", s_port, [s], [s_argv]),
+                ("nghttpx", "nghttpx", n_port, [n_p], [n_argv])]
     time.sleep(0.3)
     idle = {name: mem_kb(sum((pid_tree(p.pid) for p in procs), []), "VmRSS")
-            for name, _, procs, _ in targets}
+            for name, _, _, procs, _ in targets}
     secs = max(0.5, SECONDS)
 
     def client(argv, timeout):
@@ -729,7 +740,7 @@ def run_grpc_scenario(sc, work):
             return {"error": str(e)[:200]}, -1
 
     checks, runs = {}, {name: [] for name, *_ in targets}
-    for name, port, procs, _ in targets:
+    for name, _, port, procs, _ in targets:
         # Unary check with the real stack (also the warm-up): every call must end with status 0.
         res, rc = client([GRPC_LOAD, "unary", "--target", f"127.0.0.1:{port}", "--requests",
                           "500" if QUICK else "2000", "--concurrency", "16", "--seconds", "20"],
@@ -744,7 +755,7 @@ def run_grpc_scenario(sc, work):
                "--seconds", str(pp_secs)]
     for i in range(RUNS):
         order = targets[i % len(targets):] + targets[:i % len(targets)]
-        for name, port, procs, _ in order:
+        for name, _, port, procs, _ in order:
             pids = sum((pid_tree(p.pid) for p in procs), [])
             reset_peak(pids)
             c0 = cpu_seconds(pids)
@@ -769,15 +780,16 @@ def run_grpc_scenario(sc, work):
                      pingpong_rtt_us=1e6 / pp["msgs_per_s"] if pp.get("msgs_per_s") else None,
                      argv=argv, pp_argv=pp_argv, raw=res, pp_raw=pp)
             runs[name].append(r)
-            log(f"  grpc-bidi run {i + 1}/{RUNS} {name:8s} {r['msgs_per_s'] or 0:10.0f} msg/s "
+            log(f"  {sc['name']} run {i + 1}/{RUNS} {name:12s} {r['msgs_per_s'] or 0:10.0f} msg/s "
                 f"cpu {fmt(r['cpu_us_per_msg'], 2):>7s} us/msg  ping-pong "
                 f"{fmt(r['pingpong_rtt_us'])} us  status {r['status']}")
     time.sleep(SETTLE_SECONDS)
     after = {name: mem_kb(sum((pid_tree(p.pid) for p in procs), []), "VmRSS")
-             for name, _, procs, _ in targets}
-    result = dict(name=sc["name"], title=sc["title"], kind="grpc", notes=notes, targets=[])
-    for name, port, procs, cmds in targets:
-        result["targets"].append(dict(name=name, label=name, idle_rss_kb=idle[name],
+             for name, _, _, procs, _ in targets}
+    result = dict(name=sc["name"], title=sc["title"], kind="grpc", size=sc["size"], notes=notes,
+                  targets=[])
+    for name, label, port, procs, cmds in targets:
+        result["targets"].append(dict(name=name, label=label, idle_rss_kb=idle[name],
                                       after_rss_kb=after[name], runs=runs[name], commands=cmds,
                                       unary_check=checks[name],
                                       client=(shlex.join(runs[name][0]["argv"]) + "\n" +
@@ -931,7 +943,7 @@ def grpc_table(res):
              "vs direct µs | idle RSS MB | peak RSS MB | RSS after MB | bidi grpc-status | "
              "unary check (calls, status, p50/p99 µs) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    d, ng = find(res, "direct"), find(res, "nghttpx")
+    d, ng, d1 = find(res, "direct"), find(res, "nghttpx"), find(res, "direct-1core")
     for t in res["targets"]:
         runs = t["runs"]
         st = {}
@@ -945,8 +957,8 @@ def grpc_table(res):
             f"| {t['label']} | {spread([r.get('msgs_per_s') for r in runs])} | "
             f"{ratio(summarize(t, 'msgs_per_s'), summarize(d, 'msgs_per_s'))} | "
             f"{spread([r.get('cpu_us_per_msg') for r in runs], 2)}"
-            f"{' (echo server)' if t is d else ''} | "
-            f"{ratio(cpu, summarize(ng, 'cpu_us_per_msg')) if t not in (d, ng) else '-'} | "
+            f"{' (echo server)' if t in (d, d1) else ''} | "
+            f"{ratio(cpu, summarize(ng, 'cpu_us_per_msg')) if t not in (d, d1, ng) else '-'} | "
             f"{fmt((summarize(t, 'core_busy') or 0) * 100)}% | "
             f"{spread([r.get('pingpong_rtt_us') for r in runs])} | "
             f"{signed(rtt - drtt) if t is not d and rtt and drtt else '-'} | "
@@ -954,6 +966,18 @@ def grpc_table(res):
             f"{mb(med([r.get('peak_rss_kb') for r in runs]))} | {mb(t['after_rss_kb'])} | "
             f"{json.dumps(st)} | {u.get('calls', '-')}, {json.dumps(u.get('status'))}, "
             f"{fmt(u.get('p50_us'))}/{fmt(u.get('p99_us'))} |")
+    if res.get("size", 0) >= 64 * 1024:
+        parts = []
+        for t in res["targets"]:
+            m = summarize(t, "msgs_per_s")
+            if m is None:
+                continue
+            vs = [f"{ratio(m, summarize(b, 'msgs_per_s'))} {b['label']}"
+                  for b in (d, d1) if b and b is not t]
+            parts.append(f"{t['label']} {fmt(m * res['size'] / (1 << 20))} MiB/s"
+                         + (f" ({', '.join(vs)})" if vs else ""))
+        lines += ["", "Throughput (messages echoed, so this many MiB/s each way): "
+                  + "; ".join(parts) + "."]
     return lines
 
 
@@ -1035,16 +1059,33 @@ def bar_lines(results):
                 rb = summarize(relay, "bytes_per_s") if relay else None
                 floor = (f"; the TCP relay {fmt(rb / (1 << 20))} MiB/s = {ratio(rb, b1)}"
                          if rb else "")
-                row("1 MiB messages throughput", "≥ 0.9× direct",
+                row("1 MiB messages throughput, h2load", "≥ 0.9× direct",
                     f"skiff {fmt((a or 0) / (1 << 20))} MiB/s vs direct with the endpoints on one "
                     f"core {fmt((b1 or 0) / (1 << 20))} MiB/s = {ratio(a, b1)} (vs direct with "
                     f"the backend on its own core {fmt((b or 0) / (1 << 20))} MiB/s: "
                     f"{ratio(a, b)}){floor}", None if not a or not b1 else a >= 0.9 * b1)
             else:
-                row("1 MiB messages throughput", "≥ 0.9× direct",
+                row("1 MiB messages throughput, h2load", "≥ 0.9× direct",
                     f"skiff {fmt((a or 0) / (1 << 20))} MiB/s vs direct "
                     f"{fmt((b or 0) / (1 << 20))} MiB/s = {ratio(a, b)}",
                     None if not a or not b else a >= 0.9 * b)
+    if "grpc-1m" in by:
+        r = by["grpc-1m"]
+        s, d1 = find(r, "skiff"), find(r, "direct-1core")
+        d, n = find(r, "direct"), find(r, "nghttpx")
+        if s and d1:
+            a, b1 = summarize(s, "msgs_per_s"), summarize(d1, "msgs_per_s")
+            mib = r["size"] / (1 << 20)
+            also = ""
+            if d and summarize(d, "msgs_per_s"):
+                also += (f" (vs direct with the echo server on its own core: "
+                         f"{ratio(a, summarize(d, 'msgs_per_s'))})")
+            if n and summarize(n, "msgs_per_s"):
+                also += f"; nghttpx {ratio(summarize(n, 'msgs_per_s'), b1)}"
+            row("1 MiB messages throughput, grpc++ client and server", "≥ 0.9× direct",
+                f"skiff {fmt((a or 0) * mib)} MiB/s each way vs direct with the endpoints on one "
+                f"core {fmt((b1 or 0) * mib)} MiB/s = {ratio(a, b1)}{also}",
+                None if not a or not b1 else a >= 0.9 * b1)
     if not rows:
         return []
     return ["| target from issue 6 | bar | measured (medians) | |", "|---|---|---|---|"] + rows
@@ -1198,7 +1239,9 @@ def write_report(results, info, minutes, md, png, work, skiff_cfg, plot_dir=None
              "`traceparent` and `x-request-id` sent on every call, 1% sampled, no span export). "
              "The saturation scenarios also run **skiff, plain route** (none of these features). "
              "Exceptions: the policy scenario's reference is the plain route (each variant's "
-             "cost shows against it), and the mTLS and grpc++ scenarios run the plain route.")
+             "cost shows against it), and the mTLS and grpc-bidi scenarios run the plain route "
+             "(grpc-1m runs with the features; grpc_load sends no trace headers, so skiff starts "
+             "each trace).")
     L.append("- Two more targets where they answer a question. rate-4k and payload-1m: **TCP relay "
              "(floor)** (`bench/relay.cc`: libuv, moves bytes between each client connection and "
              "its own backend connection, parses nothing), i.e. what any user-space proxy on these "
@@ -1206,7 +1249,9 @@ def write_report(results, info, minutes, md, png, work, skiff_cfg, plot_dir=None
              "core** (h2load and the backend share the load core exactly as in the proxy runs, the "
              "measured core stays idle): the throughput baseline that isolates the proxy hop, "
              "since plain **direct** also hands the backend a core of its own that it does not "
-             "have behind a proxy. The 1 MiB bar is read against it; both ratios are shown.")
+             "have behind a proxy. The 1 MiB bar is read against it; both ratios are shown. "
+             "grpc-1m has the same baseline with grpc_load and the grpc++ echo server: the 1 MiB "
+             "bar once more, with a real gRPC stack at both ends.")
     if PIN and SUT_CPUS:
         L.append(f"- Pinning (`taskset`): the measured process (proxy, or the backend for direct) "
                  f"runs alone on CPU {SUT_CPUS}; h2load / grpc_load and the proxies' backend share "
