@@ -32,6 +32,9 @@ void reply(mg_connection* conn, int status, std::string_view content_type, std::
   }
 }
 
+constexpr const char* kThreads = "8";
+constexpr const char* kRequestTimeout = "2000";  // ms
+
 constexpr std::string_view kText = "text/plain; charset=utf-8";
 constexpr std::string_view kJson = "application/json";
 // The Prometheus text exposition format, version 0.0.4.
@@ -46,26 +49,15 @@ constexpr std::string_view kIndex =
     "  GET  /clusters  clusters, endpoints, breakers (JSON)\n"
     "  POST /drain     stop accepting, finish in-flight calls, exit\n";
 
-// One TCP connect to |host|:|port| (numeric), closed at once; errors are ignored.
+// One TCP connect to |host|:|port| (a numeric IPv4 address), closed at once; errors are ignored.
 void connect_and_close(const std::string& host, uint16_t port) {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  if (auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
-      inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    length = sizeof(sockaddr_in);
-  } else if (auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
-             inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    length = sizeof(sockaddr_in6);
-  } else {
-    return;
-  }
-  int fd = socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) return;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return;
-  (void)connect(fd, reinterpret_cast<sockaddr*>(&storage), length);
+  (void)connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   ::close(fd);
 }
 
@@ -75,14 +67,15 @@ base::Result<std::unique_ptr<AdminServer>> AdminServer::start(const std::string&
                                                               uint16_t port, Handlers handlers) {
   static std::once_flag init;
   std::call_once(init, [] { mg_init_library(0); });
-  // civetweb wants "[v6]:port" for IPv6 hosts.
-  const std::string bind =
-      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
-  const char* options[] = {"listening_ports", bind.c_str(),
-                           // Scrapes, probes and an operator: two threads are plenty.
-                           "num_threads", "2",
-                           // A slow client can't hold a thread for long.
-                           "request_timeout_ms", "10000", "enable_keep_alive", "no", nullptr};
+  // IPv4 only (the config refuses IPv6): Debian's civetweb is built without it.
+  const std::string bind = host + ":" + std::to_string(port);
+  // civetweb gives each connection a thread until it is answered, so connections that send
+  // nothing hold threads: with every thread held, a kubelet probe (1 s timeout) waits. Up to
+  // kThreads - 1 such connections leave a thread for the probe; past that, each is dropped after
+  // kRequestTimeout. The threads' stacks are touched only as deep as a request goes.
+  const char* options[] = {
+      "listening_ports", bind.c_str(),        "num_threads", kThreads, "request_timeout_ms",
+      kRequestTimeout,   "enable_keep_alive", "no",          nullptr};
   auto server = std::unique_ptr<AdminServer>(new AdminServer(std::move(handlers)));
   mg_callbacks callbacks{};
   // civetweb reports bind errors through log_message; keep them for our message.
@@ -102,9 +95,8 @@ base::Result<std::unique_ptr<AdminServer>> AdminServer::start(const std::string&
   mg_server_port ports[1];
   const int n = mg_get_server_ports(server->ctx_, 1, ports);
   const int bound_port = n > 0 ? ports[0].port : port;
-  server->address_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-                     std::to_string(bound_port);
-  server->wake_host_ = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host;
+  server->address_ = host + ":" + std::to_string(bound_port);
+  server->wake_host_ = host == "0.0.0.0" ? "127.0.0.1" : host;
   server->wake_port_ = static_cast<uint16_t>(bound_port);
   return server;
 }

@@ -901,7 +901,15 @@ Admin read_admin(const Value& value) {
   const MapReader map(value, {"address"});
   Admin admin;
   admin.pos = value.pos;
-  if (auto address = map.find("address")) admin.address = read_address(*address, 0);
+  if (auto address = map.find("address")) {
+    admin.address = read_address(*address, 0);
+    // Debian's civetweb is built without IPv6: found here, not as a failed start.
+    if (admin.address.host.find(':') != std::string::npos) {
+      fail(*address, fmt::format("invalid address '{}': the admin server listens on IPv4 only "
+                                 "(e.g. 0.0.0.0:9901 or 127.0.0.1:9901)",
+                                 admin.address.to_string()));
+    }
+  }
   return admin;
 }
 
@@ -912,11 +920,23 @@ Tracing read_tracing(const Value& value) {
   if (auto rate = map.find("sample_rate")) tracing.sample_rate = read_number(*rate, 0, 1, "0..1");
   if (auto url = map.find("zipkin_url")) {
     tracing.zipkin_url = read_string(*url);
-    if (!tracing.zipkin_url.starts_with("http://") && !tracing.zipkin_url.starts_with("https://")) {
+    const std::string_view u = tracing.zipkin_url;
+    if (u.starts_with("https://")) {
+      fail(*url,
+           "https is not supported: spans are sent over plain HTTP, to a collector in the "
+           "pod or on the node (Zipkin's is http://HOST:9411/api/v2/spans)");
+    }
+    if (!u.starts_with("http://")) {
       fail(*url, fmt::format("invalid URL '{}': expected http://host:port/path (Zipkin's is "
                              "http://HOST:9411/api/v2/spans)",
-                             tracing.zipkin_url));
+                             u));
     }
+    const std::string_view authority = u.substr(7, u.find('/', 7) - 7);
+    // Not echoed: the message would print the password.
+    if (authority.find('@') != std::string_view::npos) {
+      fail(*url, "credentials in the URL are not supported (they would not be sent)");
+    }
+    if (authority.empty()) fail(*url, "no host: expected http://host:port/path");
   }
   if (auto name = map.find("service_name")) {
     tracing.service_name = read_string(*name);
@@ -997,6 +1017,11 @@ Config read_documents(const std::vector<YAML::Node>& documents, const std::strin
 }
 
 }  // namespace
+
+std::string Address::to_string() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
 
 std::string_view to_string(LoadBalancing policy) {
   switch (policy) {

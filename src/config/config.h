@@ -25,6 +25,9 @@ struct Address {
   std::string host;
   uint16_t port = 0;
   Position pos;
+
+  // "host:port" as written, an IPv6 host in brackets ("[::1]:8080").
+  std::string to_string() const;
 };
 
 // HTTP/2 limits applied to downstream (server) and upstream (client) sessions.

@@ -8,26 +8,10 @@ namespace {
 
 using nlohmann::json;
 
-std::string address(const config::Address& a) {
-  const bool v6 = a.host.find(':') != std::string::npos;
-  return (v6 ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
-}
-
 std::string duration(config::Millis d) { return std::to_string(d.count()) + "ms"; }
 
 json optional_duration(const std::optional<config::Millis>& d) {
   return d ? json(duration(*d)) : json(nullptr);
-}
-
-// "http://user:secret@host/path" -> "http://***@host/path": /config never shows credentials.
-std::string without_credentials(const std::string& url) {
-  const size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
-  const size_t host_start = scheme + 3;
-  const size_t at = url.find('@', host_start);
-  const size_t path = url.find('/', host_start);
-  if (at == std::string::npos || (path != std::string::npos && at > path)) return url;
-  return url.substr(0, host_start) + "***" + url.substr(at);
 }
 
 json route_json(const config::Route& r) {
@@ -85,7 +69,7 @@ std::string config_json(const config::Config& config) {
   for (const config::Listener& l : config.listeners) {
     json routes = json::array();
     for (const config::Route& r : l.routes) routes.push_back(route_json(r));
-    json listener = {{"name", l.name}, {"address", address(l.address)}, {"routes", routes}};
+    json listener = {{"name", l.name}, {"address", l.address.to_string()}, {"routes", routes}};
     if (l.tls) {
       listener["tls"] = {{"cert", l.tls->cert.path},
                          {"key", l.tls->key.path},
@@ -97,7 +81,7 @@ std::string config_json(const config::Config& config) {
   json clusters = json::array();
   for (const config::Cluster& c : config.clusters) {
     json endpoints = json::array();
-    for (const config::Address& a : c.endpoints) endpoints.push_back(address(a));
+    for (const config::Address& a : c.endpoints) endpoints.push_back(a.to_string());
     json cluster = {{"name", c.name},
                     {"endpoints", endpoints},
                     {"load_balancing", std::string(config::to_string(c.load_balancing))},
@@ -155,10 +139,10 @@ std::string config_json(const config::Config& config) {
                 {"stream_flush_timeout", duration(config.http2.stream_flush_timeout)}}},
               {"listeners", listeners},
               {"clusters", clusters}};
-  if (config.admin) out["admin"] = {{"address", address(config.admin->address)}};
+  if (config.admin) out["admin"] = {{"address", config.admin->address.to_string()}};
   if (config.tracing) {
     out["tracing"] = {{"sample_rate", config.tracing->sample_rate},
-                      {"zipkin_url", without_credentials(config.tracing->zipkin_url)},
+                      {"zipkin_url", config.tracing->zipkin_url},
                       {"service_name", config.tracing->service_name},
                       {"max_queue", config.tracing->max_queue}};
   }

@@ -407,7 +407,7 @@ base::Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(const config
       if (!resolved) return base::fail(where(config, a.pos) + resolved.error().message);
       // Each address of a name is an endpoint of its own (a headless service's pods); its
       // name says which, so metrics and /clusters never show two endpoints as one.
-      const std::string name = a.host + ":" + std::to_string(a.port);
+      const std::string name = a.to_string();
       for (const net::SocketAddress& addr : *resolved) {
         const std::string shown = addr.to_string();
         spec.endpoints.push_back(

@@ -440,6 +440,75 @@ TEST(Observability, AdminAddressInUse_Exit1BeforeServing) {
   EXPECT_EQ(r.err.find("listening on"), std::string::npos) << r.err;
 }
 
+// An IPv6 endpoint is named as written, brackets included, in /clusters (and so in metrics
+// labels) and /config: "::1:1" would read as a host and port of its own.
+TEST(Observability, Ipv6EndpointIsNamedAsWritten) {
+  TestServer server;
+  SkiffConfig cfg = three_routes();
+  cfg.cluster("backend", {"[::1]:1"});
+  SkiffProcess skiff(admin_yaml(cfg, server), admin_options());
+  HttpResponse clusters = http_get(admin_url(skiff, "/clusters"));
+  ASSERT_EQ(clusters.status, 200) << clusters;
+  const json cj = json::parse(clusters.body, nullptr, /*allow_exceptions=*/false);
+  const json::json_pointer endpoint("/clusters/0/endpoints/0");
+  ASSERT_TRUE(cj.contains(endpoint)) << clusters.body;
+  EXPECT_EQ(cj[endpoint]["name"], "[::1]:1") << clusters.body;
+  EXPECT_EQ(cj[endpoint]["address"], "[::1]:1") << clusters.body;
+  HttpResponse config = http_get(admin_url(skiff, "/config"));
+  ASSERT_EQ(config.status, 200) << config;
+  EXPECT_EQ(json::parse(config.body)["clusters"][0]["endpoints"], json::array({"[::1]:1"}))
+      << config.body;
+}
+
+// A TCP connection to 127.0.0.1:|port| that sends nothing: it holds one of civetweb's admin
+// threads until the admin server's request timeout drops it.
+class SilentConnection {
+ public:
+  explicit SilentConnection(int port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    connected_ = fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~SilentConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  SilentConnection(const SilentConnection&) = delete;
+  SilentConnection& operator=(const SilentConnection&) = delete;
+
+  bool connected() const { return connected_; }
+  // Not yet closed by the server: nothing to read, and no EOF.
+  bool still_open() const {
+    char byte;
+    return ::recv(fd_, &byte, 1, MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+// Clients that connect and send nothing (a scanner, a half-open load balancer check) must not
+// keep a kubelet probe, whose timeout is 1 s, waiting for a free thread. The probe is answered
+// while every one of them is still held open, i.e. before any had to time out.
+TEST(Observability, ProbesAreAnsweredWhileSilentConnectionsHoldAdminThreads) {
+  TestServer server;
+  SkiffProcess skiff(admin_yaml(three_routes(), server), admin_options());
+  std::vector<std::unique_ptr<SilentConnection>> silent;
+  for (int i = 0; i < 7; ++i) {
+    silent.push_back(std::make_unique<SilentConnection>(skiff.port("admin")));
+    ASSERT_TRUE(silent.back()->connected());
+  }
+  for (const char* path : {"/healthz", "/ready", "/metrics"}) {
+    HttpResponse r = http_get(admin_url(skiff, path));
+    EXPECT_EQ(r.status, 200) << path << ": " << r;
+  }
+  for (size_t i = 0; i < silent.size(); ++i) {
+    EXPECT_TRUE(silent[i]->still_open()) << "silent connection " << i << " was dropped first";
+  }
+}
+
 TEST(Observability, MetricsExactCounts) {
   TestServer server;
   SkiffProcess skiff(admin_yaml(three_routes(), server), admin_options());
