@@ -29,8 +29,8 @@ struct SpanExporterOptions {
   size_t max_queue = 10000;                        // spans waiting; more are dropped
   size_t max_batch = 256;                          // spans per POST
   std::chrono::milliseconds flush_interval{1000};  // longest a queued span waits for a batch
-  std::chrono::milliseconds timeout{2000};         // wait for the response (connecting is
-                                                   // civetweb's blocking connect)
+  // The longest wait for the connect, and then for the response.
+  std::chrono::milliseconds timeout{2000};
 };
 
 class SpanExporter {

@@ -364,6 +364,54 @@ TEST(SpanExporter, UnreachableCollectorCountsFailuresWithoutBlockingSubmit) {
   EXPECT_EQ(exporter.exported(), 0u);
 }
 
+// A listener whose accept queue is full: the kernel drops further SYNs, as a collector behind a
+// firewall that drops packets does. Its port; the fds are closed with the object.
+class BlackHole {
+ public:
+  BlackHole() {
+    listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(listener_, 0);  // never accepted: one connection fills the queue
+    socklen_t len = sizeof addr;
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    for (int i = 0; i < 3; ++i) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      (void)connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+      fillers_.push_back(fd);
+    }
+  }
+  ~BlackHole() {
+    for (int fd : fillers_) close(fd);
+    close(listener_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int listener_ = -1;
+  int port_ = 0;
+  std::vector<int> fillers_;
+};
+
+// civetweb's client waits a built-in 10 s for a connect; the exporter gives up after its POST
+// timeout, so the exit's flush is not held that long either.
+TEST(SpanExporter, CollectorThatDropsConnectsFailsWithinThePostTimeout) {
+  BlackHole hole;
+  SpanExporter exporter(SpanExporterOptions{
+      .url = "http://127.0.0.1:" + std::to_string(hole.port()) + "/api/v2/spans",
+      .flush_interval = std::chrono::hours(1),
+      .timeout = 300ms});
+  EXPECT_TRUE(exporter.submit(sampled_record(0)));
+  const auto start = std::chrono::steady_clock::now();
+  exporter.stop();
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(exporter.failed(), 1u);
+  EXPECT_LT(took, 5s) << "the connect waited for civetweb's 10 s";
+}
+
 TEST(SpanExporter, FullQueueDrops) {
   // A collector nobody answers quickly is not needed: a queue of 2 with an hour-long interval
   // and big batches holds exactly 2.
