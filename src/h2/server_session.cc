@@ -52,8 +52,6 @@ ServerSession::ServerSession(net::Worker& worker, const Limits& limits,
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &ServerSession::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &ServerSession::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &ServerSession::on_stream_close);
-  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs,
-                                                               &ServerSession::on_invalid_frame);
   nghttp2_session_callbacks_set_on_invalid_header_callback2(cbs, &ServerSession::on_invalid_header);
   nghttp2_option* opt = make_options(/*server=*/true);
   SKIFF_CHECK(nghttp2_session_server_new3(&ng_, cbs, this, opt, session_mem()) == 0);
@@ -225,15 +223,24 @@ void ServerSession::count_glitch() {
   schedule_flush();
 }
 
-int ServerSession::on_invalid_frame(nghttp2_session*, const nghttp2_frame*, int, void* user) {
-  static_cast<ServerSession*>(user)->count_glitch();
-  return 0;
+void ServerSession::on_own_reset(int32_t stream_id) {
+  if (ServerStream* stream = find(stream_id)) stream->reset_by_skiff_ = true;
+}
+
+void ServerSession::on_frame_sent(const nghttp2_frame& frame) {
+  if (frame.hd.type != NGHTTP2_RST_STREAM) return;
+  const uint32_t code = frame.rst_stream.error_code;
+  if (code == NGHTTP2_NO_ERROR || code == NGHTTP2_CANCEL) return;
+  // Sent before nghttp2 closes the stream: a stream skiff knows is still in the map.
+  const ServerStream* stream = find(frame.hd.stream_id);
+  if (stream != nullptr && stream->reset_by_skiff_) return;
+  count_glitch();
 }
 
 int ServerSession::on_invalid_header(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf*,
-                                     nghttp2_rcbuf*, uint8_t, void* user) {
-  static_cast<ServerSession*>(user)->count_glitch();
-  // Reset the stream (PROTOCOL_ERROR), as nghttp2 does without this callback.
+                                     nghttp2_rcbuf*, uint8_t, void*) {
+  // Reset the stream (PROTOCOL_ERROR), as nghttp2 does without this callback; the RST_STREAM
+  // counts as a glitch when it goes out (on_frame_sent).
   return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
@@ -289,8 +296,9 @@ int ServerSession::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
       }
       return 0;
     case NGHTTP2_DATA:
-      // An empty DATA frame that doesn't end the stream does nothing but cost us work.
-      if (frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+      // A DATA frame with no payload (padding alone is none) that doesn't end the stream does
+      // nothing but cost us work. padlen counts the Pad Length byte too.
+      if (frame->hd.length == frame->data.padlen && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         self->count_glitch();
       }
       break;

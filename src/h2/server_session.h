@@ -52,6 +52,7 @@ class ServerStream : public net::Deletable, public base::CacheAllocated {
   bool response_has_body_ = false;   // submit_response(with_body=true) done
   bool body_finished_seen_ = false;  // a check saw the upstream done: only finishing counts now
   bool flush_reset_ = false;         // reset for it; nghttp2 closes it once the RST is out
+  bool reset_by_skiff_ = false;      // Session::reset_stream: no glitch when the RST goes out
   uint64_t flush_mark_ = 0;          // the response body's taken() at the last check
   uint64_t flush_since_ms_ = 0;      // uv_now of the last check that saw it move (or not wait)
   std::unique_ptr<StreamHandler> handler_;
@@ -97,14 +98,20 @@ class ServerSession final : public Session {
   static int on_data_chunk(nghttp2_session*, uint8_t flags, int32_t stream_id, const uint8_t* data,
                            size_t len, void* user);
   static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user);
-  static int on_invalid_frame(nghttp2_session*, const nghttp2_frame*, int lib_error, void* user);
   static int on_invalid_header(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf* name,
                                nghttp2_rcbuf* value, uint8_t flags, void* user);
 
+  // A RST_STREAM that nghttp2 sent on its own (not NO_ERROR or CANCEL) means the client broke a
+  // rule on that stream (content-length, flow control, stream state): a glitch. skiff's own
+  // resets (on_own_reset marks the stream) are its verdicts on the call, not the client's fault.
+  void on_own_reset(int32_t stream_id) override;
+  void on_frame_sent(const nghttp2_frame& frame) override;
+
   ServerStream* find(int32_t stream_id) { return streams_.find(stream_id); }
-  // Counts a peer misbehaviour that costs us work without being fatal by itself (invalid
-  // frames and headers, empty DATA frames: the stream errors nghttp2 1.52 has no limiter for,
-  // "MadeYouReset", CVE-2019-9518). Past the budget the connection ends with
+  // Counts a peer misbehaviour that costs us work without being fatal by itself (a stream
+  // nghttp2 resets for a broken rule: invalid headers, content-length, flow control, stream
+  // state, the "MadeYouReset" resets nghttp2 1.52 has no limiter for, CVE-2025-8671; DATA
+  // frames with no payload, CVE-2019-9518). Past the budget the connection ends with
   // GOAWAY(ENHANCE_YOUR_CALM).
   void count_glitch();
   // Connection timers: until the client's SETTINGS arrive (preface), while a header block is

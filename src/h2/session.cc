@@ -73,9 +73,11 @@ void Session::count_frame_recv(const nghttp2_frame* frame) {
 
 int Session::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<Session*>(user);
-  if (self->stats_ == nullptr || frame->hd.type != NGHTTP2_GOAWAY) return 0;
-  self->stats_->goaways_sent.add();
-  if (frame->goaway.error_code != NGHTTP2_NO_ERROR) self->count_protocol_error();
+  if (self->stats_ != nullptr && frame->hd.type == NGHTTP2_GOAWAY) {
+    self->stats_->goaways_sent.add();
+    if (frame->goaway.error_code != NGHTTP2_NO_ERROR) self->count_protocol_error();
+  }
+  self->on_frame_sent(*frame);
   return 0;
 }
 
@@ -108,6 +110,7 @@ void Session::consume(int32_t stream_id, size_t n) {
 
 void Session::reset_stream(int32_t stream_id, uint32_t error_code) {
   if (closed_) return;
+  on_own_reset(stream_id);
   nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, stream_id, error_code);
   schedule_flush();
 }

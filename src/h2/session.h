@@ -50,6 +50,7 @@ class Session : public net::TransportHandler, public net::Flushable, public net:
   // Return |n| bytes of receive window for |stream_id| (the next hop took them). Works for
   // streams that are gone too: the connection window still gets the credit.
   void consume(int32_t stream_id, size_t n);
+  // Resets |stream_id|: skiff's own verdict on the stream (on_own_reset tells the subclass).
   void reset_stream(int32_t stream_id, uint32_t error_code);
   // Closes the connection now; every live stream is told (on_session_closed).
   void close(const char* reason);
@@ -68,6 +69,10 @@ class Session : public net::TransportHandler, public net::Flushable, public net:
   virtual Body* send_body(int32_t stream_id) = 0;
   // The connection is closing: tell every stream's handler.
   virtual void on_session_closed(const char* reason) = 0;
+  // reset_stream(|stream_id|) was called; the RST_STREAM goes out with the next flush.
+  virtual void on_own_reset(int32_t /*stream_id*/) {}
+  // A frame went out (nghttp2's on_frame_send), after it was counted.
+  virtual void on_frame_sent(const nghttp2_frame& /*frame*/) {}
 
   // Fills the callbacks every session uses; subclasses add their own.
   static void set_common_callbacks(nghttp2_session_callbacks* cbs);

@@ -298,22 +298,27 @@ TEST_F(HostileConnection, H2_UnfinishedHeaderBlockIsClosedByTheHeaderTimeout) {
       << "the connection with a complete stream was closed too";
 }
 
-// "MadeYouReset" (CVE-2025-8671): requests that nghttp2 1.52 resets itself (a connection-specific
-// header) cost a stream each and are not counted by its rapid-reset limiter. skiff's glitch
-// budget (burst 1000, 33/s) must end the connection with GOAWAY(ENHANCE_YOUR_CALM).
-TEST_F(HostileConnection, H2_InducedResetFloodGetsEnhanceYourCalm) {
+// "MadeYouReset" (CVE-2025-8671): requests that nghttp2 1.52 resets itself cost a stream (and an
+// upstream call) each and are not counted by its rapid-reset limiter. skiff counts every reset
+// nghttp2 sends on its own as a glitch: the budget (burst 1000, 33/s) must end the connection
+// with GOAWAY(ENHANCE_YOUR_CALM).
+struct InducedReset {
+  const char* name;
+  std::string (*request)(int32_t stream_id);  // the bytes of one request that nghttp2 resets
+};
+
+std::ostream& operator<<(std::ostream& os, const InducedReset& c) { return os << c.name; }
+
+class InducedResetFlood : public H2Test, public ::testing::WithParamInterface<InducedReset> {};
+
+TEST_P(InducedResetFlood, GetsEnhanceYourCalm) {
   RawH2Client client(port());
   ASSERT_TRUE(client.connected()) << client.error();
   ASSERT_EQ(client.handshake(), "");
-  HeaderList headers = grpc_request_headers(kUnaryPath);
-  headers.push_back({"te", "gzip"});
   constexpr int kStreams = 3000;
   for (int batch = 0; batch < kStreams / 50 && !client.closed(); ++batch) {
     std::string bytes;
-    for (int i = 0; i < 50; ++i) {
-      bytes += headers_frame(1 + 2 * (batch * 50 + i), headers,
-                             NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM);
-    }
+    for (int i = 0; i < 50; ++i) bytes += GetParam().request(1 + 2 * (batch * 50 + i));
     if (client.send(bytes) != Socket::Io::kOk) break;
     // Wait for this batch's resets: unsent resets still count against MAX_CONCURRENT_STREAMS,
     // and that limit (a different defence) must not be what ends the connection here.
@@ -331,14 +336,44 @@ TEST_F(HostileConnection, H2_InducedResetFloodGetsEnhanceYourCalm) {
   EXPECT_EQ(goaway->error_code(), NGHTTP2_ENHANCE_YOUR_CALM) << describe(*goaway);
 }
 
-// CVE-2019-9518: empty DATA frames without END_STREAM make the server work for nothing.
-TEST_F(HostileConnection, H2_EmptyDataFloodGetsEnhanceYourCalm) {
+INSTANTIATE_TEST_SUITE_P(
+    H2, InducedResetFlood,
+    ::testing::Values(
+        // A connection-specific header: reset as the headers arrive.
+        InducedReset{"TeGzip",
+                     [](int32_t id) {
+                       HeaderList headers = grpc_request_headers(kUnaryPath);
+                       headers.push_back({"te", "gzip"});
+                       return headers_frame(id, headers,
+                                            NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM);
+                     }},
+        // A body shorter than its content-length: valid headers (the call has started), reset
+        // when END_STREAM arrives.
+        InducedReset{"ContentLengthMismatch",
+                     [](int32_t id) {
+                       const HeaderList headers =
+                           grpc_request_headers(kUnaryPath, {{"content-length", "100"}});
+                       return headers_frame(id, headers, NGHTTP2_FLAG_END_HEADERS) +
+                              data_frame(id, grpc_message("hello"), NGHTTP2_FLAG_END_STREAM);
+                     }}),
+    [](const ::testing::TestParamInfo<InducedReset>& info) { return info.param.name; });
+
+// CVE-2019-9518: DATA frames with no payload and without END_STREAM make the server work for
+// nothing; padding alone is no payload.
+class EmptyDataFlood : public H2Test, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(EmptyDataFlood, GetsEnhanceYourCalm) {
+  const bool padded = GetParam();
   RawH2Client client(port());
   ASSERT_TRUE(client.connected()) << client.error();
   ASSERT_EQ(client.handshake(), "");
   client.send(headers_frame(1, grpc_request_headers(kBidiPath), NGHTTP2_FLAG_END_HEADERS));
+  // Padded: the Pad Length byte (5), then 5 bytes of padding.
+  const std::string empty = padded ? frame_bytes(NGHTTP2_DATA, NGHTTP2_FLAG_PADDED, 1,
+                                                 std::string("\x05") + std::string(5, '\0'))
+                                   : data_frame(1, "", NGHTTP2_FLAG_NONE);
   std::string empties;
-  for (int i = 0; i < 200; ++i) empties += data_frame(1, "", NGHTTP2_FLAG_NONE);
+  for (int i = 0; i < 200; ++i) empties += empty;
   for (int round = 0; round < 25 && !client.closed(); ++round) {
     if (client.send(empties) != Socket::Io::kOk) break;
   }
@@ -347,6 +382,11 @@ TEST_F(HostileConnection, H2_EmptyDataFloodGetsEnhanceYourCalm) {
   ASSERT_TRUE(goaway) << "closed without GOAWAY";
   EXPECT_EQ(goaway->error_code(), NGHTTP2_ENHANCE_YOUR_CALM) << describe(*goaway);
 }
+
+INSTANTIATE_TEST_SUITE_P(H2, EmptyDataFlood, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "PaddingOnly" : "NoPayload";
+                         });
 
 }  // namespace
 }  // namespace skiff::it::h2
